@@ -1,0 +1,7 @@
+"""``python -m fastcnn``: see :mod:`fastcnn.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
