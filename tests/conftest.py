@@ -1,0 +1,77 @@
+"""Shared fixtures: the fast backend under test, dtype, a seeded rng; Hypothesis profiles.
+
+``FASTCNN_TEST_SEED`` overrides the seed of the ``rng`` fixture (default 0), so a
+failure seen with one seed can be replayed. Hypothesis uses the ``ci`` profile
+(200 derandomized examples) when the ``CI`` environment variable is set, else
+``dev`` (50 examples); both without deadline, because the first Numba call of a
+kernel compiles it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))   # `import _helpers` from any test dir
+
+import fastcnn  # noqa: E402
+from fastcnn import backend as _backend  # noqa: E402
+
+try:
+    from hypothesis import settings
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    settings = None
+
+if settings is not None:
+    settings.register_profile("dev", max_examples=50, deadline=None)
+    settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+#: The fast backends, each with its marker (deselect with e.g. -m "not requires_numba").
+FAST_BACKENDS = [
+    pytest.param("cython", marks=pytest.mark.requires_cython, id="cython"),
+    pytest.param("numba", marks=pytest.mark.requires_numba, id="numba"),
+]
+
+SEED = int(os.environ.get("FASTCNN_TEST_SEED", "0"))
+
+
+def skip_unless_available(name: str) -> None:
+    """Skip the running test, with the reason, when backend ``name`` cannot be used."""
+    if not _backend.is_available(name):
+        reason = _backend._import_errors.get(name, "not importable")
+        pytest.skip(f"backend {name!r} unavailable: {reason}")
+
+
+@pytest.fixture(params=FAST_BACKENDS)
+def fast_backend(request):
+    """Name of a fast backend (skips when it is not available here)."""
+    skip_unless_available(request.param)
+    return request.param
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    return np.dtype(request.param).type
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(SEED)
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend_state():
+    """No test leaks a set_backend()/set_num_threads() choice into the next."""
+    chosen, threads = _backend._chosen, _backend._num_threads
+    yield
+    _backend._chosen, _backend._num_threads = chosen, threads
+
+
+def pytest_report_header(config):
+    return (f"fastcnn {fastcnn.__version__}: backends available "
+            f"{_backend.available_backends()}; FASTCNN_TEST_SEED={SEED}")
