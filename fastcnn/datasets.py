@@ -178,13 +178,14 @@ def _download_any(mirrors, filename: str, dest: Path, md5: str) -> None:
     raise OSError("; ".join(errors))
 
 
-def _not_found(where: str, directory: Path, files, sources: str, reason: str):
+def _not_found(where: str, name: str, directory: Path, files, sources: str, reason: str):
     listing = "\n".join(f"  {directory / f}" for f in files)
     return DatasetNotFoundError(
         f"{where}: data set files not found; {reason}.\n"
         f"Put these files in {directory}:\n{listing}\n"
         f"Get them from {sources}\n"
-        f"(or pass data_dir=... / set FASTCNN_DATA to the folder that holds them)."
+        f"(or pass data_dir=<folder holding them>, or set FASTCNN_DATA=<root> to read "
+        f"<root>/{name})."
     )
 
 
@@ -276,13 +277,13 @@ def _load_idx_dataset(where, name, data_dir, download, mirrors, md5s, home_page)
     if missing:
         wanted = [s + ".gz" for s in missing]
         if not _downloads_allowed(download):
-            raise _not_found(where, directory, wanted, home_page,
+            raise _not_found(where, name, directory, wanted, home_page,
                              "downloads are disabled (download=False or FASTCNN_NO_DOWNLOAD=1)")
         try:
             for filename in wanted:
                 _download_any(mirrors, filename, directory / filename, md5s[filename])
         except OSError as exc:
-            raise _not_found(where, directory, wanted, home_page,
+            raise _not_found(where, name, directory, wanted, home_page,
                              f"the download failed ({exc})") from exc
     paths = [_find_idx(directory, s) for s in IDX_FILES]
     train = _load_idx_pair(paths[0], paths[1], 28)
@@ -398,7 +399,7 @@ def load_cifar10(data_dir=None, download=None):
         wanted = [f"{CIFAR10_FOLDER}/{n}" for n in names]
         sources = f"{CIFAR10_URL} (md5 {CIFAR10_MD5}; extract it in {base})"
         if not _downloads_allowed(download):
-            raise _not_found(where, base, wanted, sources,
+            raise _not_found(where, "cifar10", base, wanted, sources,
                              "downloads are disabled (download=False or FASTCNN_NO_DOWNLOAD=1)")
         archive = base / "cifar-10-python.tar.gz"
         try:
@@ -406,7 +407,7 @@ def load_cifar10(data_dir=None, download=None):
                 _download(CIFAR10_URL, archive, CIFAR10_MD5)
             _extract_cifar(archive, base)
         except (OSError, ValueError, tarfile.TarError) as exc:
-            raise _not_found(where, base, wanted, sources,
+            raise _not_found(where, "cifar10", base, wanted, sources,
                              f"the download failed ({exc})") from exc
         directory = batch_dir()
     train = [_read_cifar_batch(directory / n) for n in CIFAR10_TRAIN_BATCHES]
