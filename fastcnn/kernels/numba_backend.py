@@ -1,0 +1,274 @@
+"""Numba backend: the kernels of :mod:`fastcnn.kernels.reference`, compiled with Numba.
+
+Same functions, same arguments, same results (see the reference for the maths);
+the jitted loops live in ``_numba_conv.py``, ``_numba_pool.py`` and ``_numba_norm.py``
+and this module does the orchestration: thread count, chunking, BLAS calls.
+
+How it is fast:
+
+- Convolution is im2col + GEMM, but never on a whole-batch column matrix. The batch
+  is cut into chunks of ``nb`` images whose columns fit in :data:`COLUMN_BUDGET_BYTES`
+  (16 MiB; ``nb`` depends only on the shapes, never on the thread count), unfolded
+  per image as ``(nb, C*KH*KW, OH*OW)``, so one stacked BLAS product
+  ``w2 @ cols -> (nb, F, OH*OW)`` writes straight into ``out[n0:n0+nb]``; the bias is
+  then added while the chunk is hot. The column buffer is reused across chunks and
+  calls (fresh temporaries cost page faults). A 1x1, stride-1, unpadded convolution
+  is already a product, ``w2 @ x[n]``, and needs no im2col.
+- Backward: ``dw`` is the sum over images of ``dout[n] @ cols[n].T``, taken chunk by
+  chunk and image by image in a fixed order in float64; ``dx`` is ``col2im(w2.T @ dout)``.
+- Pooling and batch norm are single jitted passes, one thread per plane / channel.
+
+Every reduction runs in an order fixed by the shapes, so results are bitwise the same
+for any thread count. The BLAS products run on NumPy's BLAS with its own threads
+(threadpoolctl controls those); ``fastcnn.set_num_threads`` sets Numba's threads.
+
+Importing this module imports Numba: it is how :mod:`fastcnn.backend` knows Numba works.
+With ``NUMBA_DISABLE_JIT=1`` everything runs as plain (slow) Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numba
+import numpy as np
+
+from .. import backend as _backend
+from .._shapes import WindowGeometry
+from . import _numba_conv as _conv
+from . import _numba_norm as _norm
+from . import _numba_pool as _pool
+
+NAME = "numba"
+
+__all__ = [
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
+    "backend_info", "COLUMN_BUDGET_BYTES",
+]
+
+#: Upper bound of the convolution's per-chunk column buffer (and of the per-chunk
+#: ``dw`` partial products); a chunk holds at least one image even if that is larger.
+COLUMN_BUDGET_BYTES = 16 * 2**20
+
+
+def backend_info() -> dict:
+    """Numba version, threading layer and thread limits, for ``fastcnn.show_config()``."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet in this process
+        layer = f"{numba.config.THREADING_LAYER} (not started yet)"
+    return {
+        "numba": numba.__version__,
+        "threading_layer": layer,
+        "max_threads": numba.config.NUMBA_NUM_THREADS,
+        "jit_disabled": bool(numba.config.DISABLE_JIT),
+    }
+
+
+@contextlib.contextmanager
+def _threads():
+    """Run Numba's parallel loops on ``fastcnn.get_num_threads()`` threads (bounded by
+    ``NUMBA_NUM_THREADS``, fixed when Numba starts), restoring the previous count."""
+    wanted = max(1, min(_backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    if wanted == previous:
+        yield
+        return
+    numba.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+_workspace = threading.local()
+
+
+def _buffer(key: str, size: int, dtype) -> np.ndarray:
+    """A flat scratch array of ``size`` elements, reused across calls (per Python thread)."""
+    store = getattr(_workspace, "store", None)
+    if store is None:
+        store = _workspace.store = {}
+    buf = store.get((key, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = store[(key, np.dtype(dtype))] = np.empty(size, dtype=dtype)
+    return buf[:size]
+
+
+def _chunk(per_image_elements: int, itemsize: int) -> int:
+    """Images per chunk so that ``nb * per_image_elements`` fits the budget (>= 1)."""
+    return max(1, COLUMN_BUDGET_BYTES // max(1, per_image_elements * itemsize))
+
+
+def _window_args(g: WindowGeometry):
+    return g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow
+
+
+def _is_pointwise(g: WindowGeometry) -> bool:
+    """1x1 kernel, stride 1, no padding: the convolution is ``w2 @ x[n]`` per image."""
+    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) == (
+        1, 1, 1, 1, 0, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- im2col
+
+
+def im2col(x: np.ndarray, g: WindowGeometry) -> np.ndarray:
+    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``."""
+    cols = np.empty(g.cols_shape, dtype=x.dtype)
+    if cols.size:
+        p = g.oh * g.ow
+        with _threads():
+            _conv.im2col_kernel(x, cols.reshape(-1), 0, g.n, *_window_args(g), g.n * p, p)
+    return cols
+
+
+def col2im(cols: np.ndarray, g: WindowGeometry) -> np.ndarray:
+    """Adjoint of :func:`im2col`: overlapping windows sum; padding is cropped away."""
+    dx = np.zeros(g.input_shape, dtype=cols.dtype)
+    if cols.size:
+        p = g.oh * g.ow
+        with _threads():
+            _conv.col2im_kernel(cols.reshape(-1), dx, 0, g.n, *_window_args(g), g.n * p, p)
+    return dx
+
+
+# ----------------------------------------------------------------------------- conv
+
+
+def conv2d_forward(x, w, b, g: WindowGeometry):
+    """``out[n] = w2 @ cols[n] + b`` with ``w2 = w.reshape(F, C*KH*KW)`` and ``cols[n]``
+    the ``(C*KH*KW, OH*OW)`` columns of image n. Cache: ``(x, w, geometry)``."""
+    f, k, p = w.shape[0], g.c * g.kh * g.kw, g.oh * g.ow
+    out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
+    if g.n == 0:
+        return out, (x, w, g)
+    w2 = w.reshape(f, k)
+    out3 = out.reshape(g.n, f, p)
+    with _threads():
+        if _is_pointwise(g):
+            np.matmul(w2, x.reshape(g.n, g.c, p), out=out3)
+            _conv.add_bias_kernel(out3, b, 0, g.n)
+        else:
+            nb = _chunk(k * p, x.itemsize)
+            buf = _buffer("cols", min(nb, g.n) * k * p, x.dtype)
+            for n0 in range(0, g.n, nb):
+                m = min(nb, g.n - n0)
+                cols = buf[:m * k * p]
+                _conv.im2col_kernel(x, cols, n0, m, *_window_args(g), p, k * p)
+                np.matmul(w2, cols.reshape(m, k, p), out=out3[n0:n0 + m])
+                _conv.add_bias_kernel(out3, b, n0, m)
+    return out, (x, w, g)
+
+
+def conv2d_backward(dout, cache):
+    """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols[n].T``, ``dx = col2im(w2.T @ dout)``,
+    chunk by chunk (no whole-batch column matrix)."""
+    x, w, g = cache
+    f, k, p = w.shape[0], g.c * g.kh * g.kw, g.oh * g.ow
+    dtype = dout.dtype
+    dx = np.empty(g.input_shape, dtype=dtype)
+    if g.n == 0:
+        return dx, np.zeros(w.shape, dtype=dtype), np.zeros(f, dtype=dtype)
+    w2t = w.reshape(f, k).T                              # (K, F) view; BLAS transposes it
+    dout3 = dout.reshape(g.n, f, p)
+    db64 = np.empty(f, dtype=np.float64)
+    dw64 = np.zeros((f, k), dtype=np.float64)
+    pointwise = _is_pointwise(g)
+    # Per image: columns (K*P) and its dw partial product (F*K) must fit the budget.
+    nb = _chunk(max(k * p, f * k) if not pointwise else f * k, dtype.itemsize)
+    parts_buf = _buffer("dw_parts", min(nb, g.n) * f * k, dtype)
+    cols_buf = None if pointwise else _buffer("cols", min(nb, g.n) * k * p, dtype)
+    with _threads():
+        _conv.channel_sum_kernel(dout3, db64)
+        if pointwise:
+            np.matmul(w2t, dout3, out=dx.reshape(g.n, g.c, p))
+        for n0 in range(0, g.n, nb):
+            m = min(nb, g.n - n0)
+            d = dout3[n0:n0 + m]                         # (m, F, P)
+            if pointwise:
+                cols3 = x[n0:n0 + m].reshape(m, k, p)
+            else:
+                cols = cols_buf[:m * k * p]
+                _conv.im2col_kernel(x, cols, n0, m, *_window_args(g), p, k * p)
+                cols3 = cols.reshape(m, k, p)
+            parts = parts_buf[:m * f * k].reshape(m, f, k)
+            np.matmul(d, cols3.transpose(0, 2, 1), out=parts)  # dout[n] @ cols[n].T
+            _conv.accumulate_kernel(dw64, parts)
+            if not pointwise:
+                np.matmul(w2t, d, out=cols3)             # dcols[n] = w2.T @ dout[n]
+                _conv.col2im_kernel(cols, dx, n0, m, *_window_args(g), p, k * p)
+    return dx, dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
+
+
+# -------------------------------------------------------------------------- maxpool
+
+
+def maxpool2d_forward(x, g: WindowGeometry):
+    """Window max and the winner's flat index ``h*W + w`` (int64) in its input plane;
+    ties go to the first max in row-major window order; NaN wins; padding never does."""
+    out = np.empty((g.n, g.c, g.oh, g.ow), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.int64)
+    if out.size:
+        with _threads():
+            if (g.kh, g.kw, g.sh, g.sw) == (2, 2, 2, 2) and g.is_symmetric and \
+                    g.pad_top == 0 and g.pad_left == 0:
+                _pool.maxpool_forward_2x2_kernel(x, out, argmax)
+            else:
+                _pool.maxpool_forward_kernel(x, out, argmax, g.kh, g.kw, g.sh, g.sw,
+                                             g.pad_top, g.pad_left)
+    return out, (argmax, g)
+
+
+def maxpool2d_backward(dout, cache):
+    """``dx[n, c].flat[argmax[n, c, i, j]] += dout[n, c, i, j]`` (overlaps accumulate)."""
+    argmax, g = cache
+    dx = np.empty(g.input_shape, dtype=dout.dtype)
+    planes = g.n * g.c
+    if dx.size:
+        with _threads():
+            _pool.maxpool_backward_kernel(dout.reshape(planes, -1), argmax.reshape(planes, -1),
+                                          dx.reshape(planes, -1))
+    return dx
+
+
+# ------------------------------------------------------------------------ batchnorm
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """``x`` is (N, C, L); per-channel statistics over N*L values in float64; running
+    statistics updated in place in training mode (same NumPy expression as the
+    reference). Cache: ``(x, mean, invstd, gamma, training)``; xhat is recomputed in
+    the backward pass instead of being stored (it would be a float64 copy of x)."""
+    n, c, _ = x.shape
+    out = np.empty_like(x)
+    with _threads():
+        if training:
+            mean = np.empty(c, dtype=np.float64)
+            var = np.empty(c, dtype=np.float64)
+            _norm.batch_stats_kernel(x, mean, var)
+            running_mean[...] = momentum * running_mean + (1 - momentum) * mean
+            running_var[...] = momentum * running_var + (1 - momentum) * var
+        else:
+            mean = running_mean.astype(np.float64)
+            var = running_var.astype(np.float64)
+        invstd = 1.0 / np.sqrt(var + eps)
+        if x.size:
+            _norm.normalize_kernel(x, mean, invstd, gamma, beta, out)
+    return out, (x, mean, invstd, gamma, training)
+
+
+def batchnorm_backward(dout, cache):
+    """``dbeta = sum(dout)``, ``dgamma = sum(dout * xhat)`` and the fused ``dx`` (training)
+    or ``gamma * invstd * dout`` (inference); see the reference."""
+    x, mean, invstd, gamma, training = cache
+    dx = np.empty_like(dout)
+    dgamma = np.zeros(x.shape[1], dtype=np.float64)
+    dbeta = np.zeros(x.shape[1], dtype=np.float64)
+    if x.size:
+        with _threads():
+            _norm.batchnorm_backward_kernel(dout, x, mean, invstd, gamma, bool(training),
+                                            dx, dgamma, dbeta)
+    return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)
