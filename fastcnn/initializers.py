@@ -52,6 +52,12 @@ __all__ = [
     "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "orthogonal",
 ]
 
+
+def _nonnegative(where: str, name: str, value) -> float:
+    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
+    return check_float(where, name, value, low=0, high_inclusive=False)
+
+
 # std of a unit normal truncated to [-2, 2] is 0.87962566103423978; dividing by it
 # makes the *truncated* distribution have the requested std (Keras does the same).
 _TRUNCATED_STD = 0.87962566103423978
@@ -193,7 +199,7 @@ class RandomNormal(Initializer):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed=None):
         self.mean = check_float("RandomNormal", "mean", mean)
-        self.stddev = check_float("RandomNormal", "stddev", stddev, low=0.0)
+        self.stddev = _nonnegative("RandomNormal", "stddev", stddev)
         self.seed = _check_seed("RandomNormal", seed)
 
     def _generate(self, shape, dtype, rng):
@@ -241,7 +247,7 @@ class TruncatedNormal(Initializer):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed=None):
         self.mean = check_float("TruncatedNormal", "mean", mean)
-        self.stddev = check_float("TruncatedNormal", "stddev", stddev, low=0.0)
+        self.stddev = _nonnegative("TruncatedNormal", "stddev", stddev)
         self.seed = _check_seed("TruncatedNormal", seed)
 
     def _generate(self, shape, dtype, rng):
@@ -272,7 +278,8 @@ class VarianceScaling(Initializer):
     def __init__(self, scale: float = 1.0, mode: str = "fan_in",
                  distribution: str = "truncated_normal", seed=None):
         where = type(self).__name__
-        self.scale = check_float(where, "scale", scale, low=0.0, low_inclusive=False)
+        self.scale = check_float(where, "scale", scale, low=0, low_inclusive=False,
+                                 high_inclusive=False)
         if mode not in self._MODES:
             raise ValueError(f"{where}: mode must be one of {self._MODES}; got {mode!r}.")
         if distribution == "normal":        # Keras 2 spelling
@@ -437,7 +444,8 @@ def get(identifier):
 
     * ``None`` -> ``None``;
     * ``"he_normal"`` or ``"HeNormal"`` -> ``HeNormal()`` (default arguments);
-    * ``{"class_name": "RandomNormal", "config": {"stddev": 0.01}}`` -> ``RandomNormal(stddev=0.01)``;
+    * ``{"class_name": "RandomNormal", "config": {"stddev": 0.01}}``
+      -> ``RandomNormal(stddev=0.01)``;
     * an ``Initializer`` -> itself;
     * a callable ``f(shape, dtype=..., rng=...)`` -> wrapped (``dtype``/``rng`` are passed
       only if ``f`` accepts them).

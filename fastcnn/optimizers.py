@@ -47,6 +47,11 @@ __all__ = [
 ]
 
 
+def _nonnegative(where: str, name: str, value) -> float:
+    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
+    return check_float(where, name, value, low=0, high_inclusive=False)
+
+
 def _scratch(param: np.ndarray, work):
     return np.empty_like(param) if work is None else work
 
@@ -222,7 +227,8 @@ class Optimizer:
             raise ValueError(f"{where}: at most one of clipnorm, clipvalue and global_clipnorm "
                              f"may be set; got {', '.join(f'{k}={clips[k]!r}' for k in given)}.")
         for k in given:
-            clips[k] = check_float(where, k, clips[k], low=0.0, low_inclusive=False)
+            clips[k] = check_float(where, k, clips[k], low=0, low_inclusive=False,
+                                   high_inclusive=False)
         self.clipnorm = clips["clipnorm"]
         self.clipvalue = clips["clipvalue"]
         self.global_clipnorm = clips["global_clipnorm"]
@@ -407,11 +413,12 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.momentum = check_float("SGD", "momentum", momentum, low=0.0, high=1.0)
+        self.momentum = check_float("SGD", "momentum", momentum, low=0, high=1)
         self.nesterov = _check_bool("SGD", "nesterov", nesterov)
         if self.nesterov and self.momentum == 0.0:
-            raise ValueError(f"SGD: nesterov=True requires momentum > 0; got momentum={momentum!r}.")
-        self.weight_decay = check_float("SGD", "weight_decay", weight_decay, low=0.0)
+            raise ValueError(f"SGD: nesterov=True requires momentum > 0; "
+                             f"got momentum={momentum!r}.")
+        self.weight_decay = _nonnegative("SGD", "weight_decay", weight_decay)
         # momentum == 0 needs no state at all
         self._slots = ("momentum",) if self.momentum > 0 else ()
 
@@ -443,9 +450,9 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value = check_float("Adagrad", "initial_accumulator_value",
-                                                     initial_accumulator_value, low=0.0)
-        self.epsilon = check_float("Adagrad", "epsilon", epsilon, low=0.0)
+        self.initial_accumulator_value = _nonnegative(
+            "Adagrad", "initial_accumulator_value", initial_accumulator_value)
+        self.epsilon = _nonnegative("Adagrad", "epsilon", epsilon)
 
     def _init_state(self, w):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
@@ -481,9 +488,9 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.rho = check_float("RMSprop", "rho", rho, low=0.0, high=1.0, high_inclusive=False)
-        self.momentum = check_float("RMSprop", "momentum", momentum, low=0.0, high=1.0)
-        self.epsilon = check_float("RMSprop", "epsilon", epsilon, low=0.0)
+        self.rho = check_float("RMSprop", "rho", rho, low=0, high=1, high_inclusive=False)
+        self.momentum = check_float("RMSprop", "momentum", momentum, low=0, high=1)
+        self.epsilon = _nonnegative("RMSprop", "epsilon", epsilon)
         self.centered = _check_bool("RMSprop", "centered", centered)
         self._slots = (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                        + (("average_gradient",) if self.centered else ()))
@@ -528,12 +535,12 @@ class Adam(Optimizer):
                  weight_decay=0.0, amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         where = type(self).__name__
-        self.beta_1 = check_float(where, "beta_1", beta_1, low=0.0, high=1.0,
+        self.beta_1 = check_float(where, "beta_1", beta_1, low=0, high=1,
                                   high_inclusive=False)
-        self.beta_2 = check_float(where, "beta_2", beta_2, low=0.0, high=1.0,
+        self.beta_2 = check_float(where, "beta_2", beta_2, low=0, high=1,
                                   high_inclusive=False)
-        self.epsilon = check_float(where, "epsilon", epsilon, low=0.0)
-        self.weight_decay = check_float(where, "weight_decay", weight_decay, low=0.0)
+        self.epsilon = _nonnegative(where, "epsilon", epsilon)
+        self.weight_decay = _nonnegative(where, "weight_decay", weight_decay)
         self.amsgrad = _check_bool(where, "amsgrad", amsgrad)
         self._slots = ("m", "v") + (("v_max",) if self.amsgrad else ())
 
@@ -593,8 +600,8 @@ class Adadelta(Optimizer):
 
     def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.rho = check_float("Adadelta", "rho", rho, low=0.0, high=1.0, high_inclusive=False)
-        self.epsilon = check_float("Adadelta", "epsilon", epsilon, low=0.0)
+        self.rho = check_float("Adadelta", "rho", rho, low=0, high=1, high_inclusive=False)
+        self.epsilon = _nonnegative("Adadelta", "epsilon", epsilon)
 
     def _update(self, w, grad, state, work, lr, t):
         adadelta_update_(w, grad, state["accumulated_grad"], state["accumulated_delta"],

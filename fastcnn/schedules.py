@@ -38,6 +38,11 @@ __all__ = ["LearningRateSchedule", "StepDecay", "ExponentialDecay", "InverseTime
            "get", "serialize"]
 
 
+def _nonnegative(where: str, name: str, value) -> float:
+    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
+    return check_float(where, name, value, low=0, high_inclusive=False)
+
+
 class LearningRateSchedule:
     """Base class: ``__call__(step) -> float``, ``get_config()``, ``from_config()``.
 
@@ -48,8 +53,8 @@ class LearningRateSchedule:
 
     def __init__(self, initial_learning_rate: float, steps_per_epoch=None):
         where = type(self).__name__
-        self.initial_learning_rate = check_float(where, "initial_learning_rate",
-                                                 initial_learning_rate, low=0.0)
+        self.initial_learning_rate = _nonnegative(where, "initial_learning_rate",
+                                                  initial_learning_rate)
         self.steps_per_epoch = (None if steps_per_epoch is None else
                                 check_positive_int(where, "steps_per_epoch", steps_per_epoch))
 
@@ -102,7 +107,7 @@ class StepDecay(LearningRateSchedule):
                  steps_per_epoch=None):
         super().__init__(initial_learning_rate, steps_per_epoch)
         self.drop_every = check_positive_int("StepDecay", "drop_every", drop_every)
-        self.factor = check_float("StepDecay", "factor", factor, low=0.0, high=1.0,
+        self.factor = check_float("StepDecay", "factor", factor, low=0, high=1,
                                   low_inclusive=False)
 
     def _rate(self, t):
@@ -126,7 +131,7 @@ class ExponentialDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate: float, decay_rate: float,
                  steps_per_epoch=None):
         super().__init__(initial_learning_rate, steps_per_epoch)
-        self.decay_rate = check_float("ExponentialDecay", "decay_rate", decay_rate, low=0.0)
+        self.decay_rate = _nonnegative("ExponentialDecay", "decay_rate", decay_rate)
 
     def _rate(self, t):
         return self.initial_learning_rate * math.exp(-self.decay_rate * t)
@@ -149,7 +154,7 @@ class InverseTimeDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate: float, decay_rate: float,
                  steps_per_epoch=None):
         super().__init__(initial_learning_rate, steps_per_epoch)
-        self.decay_rate = check_float("InverseTimeDecay", "decay_rate", decay_rate, low=0.0)
+        self.decay_rate = _nonnegative("InverseTimeDecay", "decay_rate", decay_rate)
 
     def _rate(self, t):
         return self.initial_learning_rate / (1.0 + self.decay_rate * t)
