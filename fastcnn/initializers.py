@@ -424,7 +424,7 @@ class _FunctionInitializer(Initializer):
         self._takes = {k for k in ("dtype", "rng") if var_kw or k in params}
 
     def _generate(self, shape, dtype, rng):
-        kwargs = {"dtype": dtype, "rng": rng}
+        kwargs = {"dtype": dtype, "rng": get_rng(rng)}     # an int seed becomes a Generator
         out = np.asarray(self.fn(shape, **{k: kwargs[k] for k in self._takes}))
         if out.shape != shape or out.dtype != dtype:
             raise ValueError(f"initializer {self.fn!r} must return an array of shape {shape} "
