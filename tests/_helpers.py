@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from fastcnn.testing import (  # noqa: F401  (re-exported for the tests)
     BATCHNORM_CASES,
@@ -28,6 +29,14 @@ from fastcnn.testing import (  # noqa: F401  (re-exported for the tests)
     distinct_values,
     tolerance,
 )
+
+
+#: Known bug (reported, not ours to fix): the reference ``maxpool2d_backward`` reshapes
+#: ``argmax`` with ``-1`` and fails on an empty batch (N == 0). Non-strict, limited to
+#: ValueError: when it is fixed these tests simply pass.
+POOL_N0_BACKWARD_BUG = pytest.mark.xfail(
+    raises=ValueError, strict=False,
+    reason="reference maxpool2d_backward: argmax.reshape(N*C, -1) fails for N == 0")
 
 
 def case_ids(cases):
