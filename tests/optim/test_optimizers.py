@@ -1,0 +1,464 @@
+"""Optimizers: hand-computed single steps, a 5-step golden table against an independent
+plain-Python re-implementation, lazy state, frozen parameters, state_dict and config
+round trips, clipping, learning-rate schedules, allocation-free steps and pinned messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fastcnn import optimizers as O
+from fastcnn import schedules as S
+from fastcnn.parameter import Parameter
+
+
+def make_param(values, name="w", dtype=np.float64, trainable=True):
+    return Parameter(np.array(values, dtype=dtype), name=name, trainable=trainable)
+
+
+def run(opt, params, grads_per_step):
+    """Apply ``opt`` for each list of gradients; return the trajectory of every param."""
+    history = []
+    for grads in grads_per_step:
+        for p, g in zip(params, grads):
+            p.grad[...] = g
+        opt.step(params)
+        history.append([p.data.copy() for p in params])
+    return history
+
+
+# --------------------------------------------------------------------------- single steps
+
+@pytest.mark.parametrize("opt, grads, expected", [
+    # w = 1, g = 0.5, lr = 0.1:  w - lr g
+    (O.SGD(0.1), [0.5], 0.95),
+    # v = -0.05, w = 0.95; then v = 0.9 * -0.05 - 0.05 = -0.095, w = 0.855
+    (O.SGD(0.1, momentum=0.9), [0.5, 0.5], 0.855),
+    # v = -0.05; w = 1 + 0.9 * -0.05 - 0.05
+    (O.SGD(0.1, momentum=0.9, nesterov=True), [0.5], 0.905),
+    # g' = 0.5 + 0.1 * 1 = 0.6; w = 1 - 0.06
+    (O.SGD(0.1, weight_decay=0.1), [0.5], 0.94),
+    # G = 0.1 + 0.25 = 0.35; w = 1 - 0.1 * 0.5 / sqrt(0.35)
+    (O.Adagrad(0.1, epsilon=0.0), [0.5], 1 - 0.05 / math.sqrt(0.35)),
+    # v = 0.1 * 0.25 = 0.025; w = 1 - 0.01 * 0.5 / sqrt(0.025) = 1 - 0.01 * sqrt(10)
+    (O.RMSprop(0.01, epsilon=0.0), [0.5], 1 - 0.01 * math.sqrt(10)),
+    # centered: mg = 0.05, d = 0.025 - 0.0025 = 0.0225; w = 1 - 0.01 * 0.5 / 0.15
+    (O.RMSprop(0.01, epsilon=0.0, centered=True), [0.5], 1 - 0.01 * 0.5 / 0.15),
+    # first Adam step is lr * sign(g) when epsilon = 0: m/(1-b1) = g, v/(1-b2) = g^2
+    (O.Adam(0.1, epsilon=0.0), [0.5], 0.9),
+    (O.Adam(0.1, epsilon=0.0, amsgrad=True), [0.5], 0.9),
+    # AdamW: w = 1 * (1 - 0.1 * 0.1) = 0.99, then - lr * sign(g)
+    (O.AdamW(0.1, weight_decay=0.1, epsilon=0.0), [0.5], 0.89),
+    # Eg = 0.1 * 0.25; dx = sqrt(0 + 1e-6) / sqrt(0.025 + 1e-6) * 0.5
+    (O.Adadelta(1.0, rho=0.9, epsilon=1e-6), [0.5], 1 - math.sqrt(1e-6 / (0.025 + 1e-6)) * 0.5),
+], ids=["sgd", "sgd-momentum-2steps", "sgd-nesterov", "sgd-wd", "adagrad", "rmsprop",
+        "rmsprop-centered", "adam", "adam-amsgrad", "adamw", "adadelta"])
+def test_hand_computed_steps(opt, grads, expected):
+    p = make_param([1.0])
+    run(opt, [p], [[g] for g in grads])
+    assert p.data[0] == pytest.approx(expected, rel=1e-13, abs=0)
+
+
+# --------------------------------------------------------------------------- golden table
+
+def ref_sgd(w, gs, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    v, out = 0.0, []
+    for g in gs:
+        g = g + weight_decay * w
+        if momentum == 0.0:
+            w = w - lr * g
+        else:
+            v = momentum * v - lr * g
+            w = w + momentum * v - lr * g if nesterov else w + v
+        out.append(w)
+    return out
+
+
+def ref_adagrad(w, gs, lr, initial_accumulator_value=0.1, epsilon=1e-7):
+    acc, out = initial_accumulator_value, []
+    for g in gs:
+        acc = acc + g * g
+        w = w - lr * g / math.sqrt(acc + epsilon)
+        out.append(w)
+    return out
+
+
+def ref_rmsprop(w, gs, lr, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False):
+    v = mg = b = 0.0
+    out = []
+    for g in gs:
+        v = rho * v + (1 - rho) * g * g
+        d = v
+        if centered:
+            mg = rho * mg + (1 - rho) * g
+            d = v - mg * mg
+        u = lr * g / math.sqrt(d + epsilon)
+        if momentum:
+            b = momentum * b + u
+            w = w - b
+        else:
+            w = w - u
+        out.append(w)
+    return out
+
+
+def ref_adam(w, gs, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0,
+             amsgrad=False, decoupled=False):
+    m = v = vmax = 0.0
+    out = []
+    for t, g in enumerate(gs, start=1):
+        if decoupled:
+            w = w - lr * weight_decay * w
+        else:
+            g = g + weight_decay * w
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        vmax = max(vmax, v)
+        vv = vmax if amsgrad else v
+        # Keras' epsilon-hat form: epsilon added to sqrt(v), not to sqrt(v_hat)
+        w = w - lr * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t) * m / (math.sqrt(vv) + epsilon)
+        out.append(w)
+    return out
+
+
+def ref_adadelta(w, gs, lr, rho=0.95, epsilon=1e-7):
+    eg = edx = 0.0
+    out = []
+    for g in gs:
+        eg = rho * eg + (1 - rho) * g * g
+        dx = math.sqrt(edx + epsilon) / math.sqrt(eg + epsilon) * g
+        edx = rho * edx + (1 - rho) * dx * dx
+        w = w - lr * dx
+        out.append(w)
+    return out
+
+
+W0 = [0.8, -1.5, 0.05]
+GRADS = [[0.5, -0.3, 0.02], [-0.3, 0.4, 0.0], [0.8, 0.1, -0.05], [0.1, -0.9, 0.3],
+         [-0.6, 0.2, 0.001]]                       # 5 steps, one column per element
+
+CASES = {
+    "sgd": (O.SGD, dict(learning_rate=0.1), ref_sgd),
+    "sgd-momentum": (O.SGD, dict(learning_rate=0.1, momentum=0.9), ref_sgd),
+    "sgd-nesterov-wd": (O.SGD, dict(learning_rate=0.05, momentum=0.8, nesterov=True,
+                                    weight_decay=0.01), ref_sgd),
+    "adagrad": (O.Adagrad, dict(learning_rate=0.1), ref_adagrad),
+    "adagrad-init0": (O.Adagrad, dict(learning_rate=0.1, initial_accumulator_value=0.0,
+                                      epsilon=1e-3), ref_adagrad),
+    "rmsprop": (O.RMSprop, dict(learning_rate=0.01), ref_rmsprop),
+    "rmsprop-momentum-centered": (O.RMSprop, dict(learning_rate=0.01, rho=0.8, momentum=0.5,
+                                                  centered=True), ref_rmsprop),
+    "adam": (O.Adam, dict(learning_rate=0.01), ref_adam),
+    "adam-eps-large": (O.Adam, dict(learning_rate=0.01, epsilon=0.1), ref_adam),
+    "adam-amsgrad-wd": (O.Adam, dict(learning_rate=0.01, beta_1=0.8, beta_2=0.9,
+                                     weight_decay=0.1, amsgrad=True), ref_adam),
+    "adamw": (O.AdamW, dict(learning_rate=0.01, weight_decay=0.5),
+              lambda w, gs, **kw: ref_adam(w, gs, decoupled=True, **kw)),
+    "adadelta": (O.Adadelta, dict(learning_rate=1.0), ref_adadelta),
+    "adadelta-lr": (O.Adadelta, dict(learning_rate=0.5, rho=0.9, epsilon=1e-4), ref_adadelta),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_five_steps(case, dtype):
+    cls, kwargs, ref = CASES[case]
+    p = make_param(W0, dtype=dtype)
+    history = run(cls(**kwargs), [p], [[np.array(g, dtype=dtype)] for g in GRADS])
+    ref_kwargs = dict(kwargs)
+    ref_kwargs["lr"] = ref_kwargs.pop("learning_rate")
+    columns = [ref(W0[i], [g[i] for g in GRADS], **ref_kwargs) for i in range(len(W0))]
+    expected = np.array(columns).T                 # (step, element)
+    got = np.array([h[0] for h in history])
+    assert p.data.dtype == dtype                   # float32 stays float32
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (2e-5, 1e-6)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol,
+                               err_msg=f"{case} {np.dtype(dtype).name}")
+
+
+# --------------------------------------------------------------------------- state
+
+ALL_OPTIMIZERS = [
+    O.SGD(0.1), O.SGD(0.1, momentum=0.9, nesterov=True), O.Adagrad(0.1), O.RMSprop(0.01),
+    O.RMSprop(0.01, momentum=0.9, centered=True), O.Adam(0.01), O.Adam(0.01, amsgrad=True),
+    O.AdamW(0.01), O.Adadelta(),
+]
+IDS = [repr(o) for o in ALL_OPTIMIZERS]
+SLOTS = {"SGD": [(), ("momentum",)], "Adagrad": [("accumulator",)],
+         "RMSprop": [("velocity",), ("average_gradient", "momentum", "velocity")],
+         "Adam": [("m", "v"), ("m", "v", "v_max")], "AdamW": [("m", "v")],
+         "Adadelta": [("accumulated_delta", "accumulated_grad")]}
+
+
+def fresh(opt):
+    return type(opt).from_config(opt.get_config())
+
+
+def model_params(rng, dtype=np.float32):
+    params = [Parameter(rng.standard_normal((3, 4)).astype(dtype), name="dense/kernel"),
+              Parameter(rng.standard_normal(4).astype(dtype), name="dense/bias"),
+              Parameter(rng.standard_normal((2, 2)).astype(dtype), name="frozen", trainable=False)]
+    return params
+
+
+def grad_steps(rng, params, n):
+    return [[rng.standard_normal(p.shape).astype(p.data.dtype) for p in params]
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS, ids=IDS)
+def test_lazy_state_and_frozen_params(opt, rng):
+    opt = fresh(opt)
+    params = model_params(rng)
+    frozen_before = params[2].data.copy()
+    assert opt.state_dict() == {"iterations": 0, "state": {}}
+    run(opt, params, grad_steps(rng, params, 2))
+    sd = opt.state_dict()
+    assert sd["iterations"] == 2 == opt.iterations
+    assert set(sd["state"]) == {"dense/kernel", "dense/bias"}          # no state for "frozen"
+    assert tuple(sorted(sd["state"]["dense/kernel"])) in SLOTS[type(opt).__name__]
+    for name, p in zip(["dense/kernel", "dense/bias"], params):
+        for arr in sd["state"][name].values():
+            assert arr.shape == p.shape and arr.dtype == np.float32
+    np.testing.assert_array_equal(params[2].data, frozen_before)
+
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS, ids=IDS)
+def test_state_dict_round_trip_continues_identically(opt, rng):
+    opt = fresh(opt)
+    params = model_params(rng)
+    steps = grad_steps(rng, params, 5)
+    run(opt, params, steps[:2])
+    saved_params = [p.data.copy() for p in params]
+    sd = json_like_copy(opt.state_dict())
+
+    reference = run(opt, params, steps[2:])               # the original continues
+    clone_params = [Parameter(d.copy(), name=p.name, trainable=p.trainable)
+                    for d, p in zip(saved_params, params)]
+    clone = fresh(opt)
+    clone.load_state_dict(sd)
+    resumed = run(clone, clone_params, steps[2:])         # a fresh one resumes from the dict
+    assert clone.iterations == opt.iterations == 5
+    for a, b in zip(reference, resumed):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+def json_like_copy(sd):
+    """What a checkpoint round trip gives back: plain dicts, new arrays."""
+    return {"iterations": int(sd["iterations"]),
+            "state": {k: {s: np.array(a) for s, a in v.items()} for k, v in sd["state"].items()}}
+
+
+def test_state_dict_returns_copies(rng):
+    opt = O.Adam(0.1)
+    params = model_params(rng)
+    run(opt, params, grad_steps(rng, params, 1))
+    sd = opt.state_dict()
+    sd["state"]["dense/bias"]["m"][...] = 123.0
+    assert not np.any(opt.state_dict()["state"]["dense/bias"]["m"] == 123.0)
+
+
+def test_load_state_dict_errors(rng):
+    opt = O.Adam(0.1)
+    with pytest.raises(ValueError, match=r"Adam.load_state_dict: state_dict must be a dict with "
+                                         r"keys 'iterations' and 'state'; got \['state'\]\."):
+        opt.load_state_dict({"state": {}})
+    with pytest.raises(ValueError, match=r"iterations must be a non-negative int; got -1\."):
+        opt.load_state_dict({"iterations": -1, "state": {}})
+    with pytest.raises(ValueError, match=r"state of parameter 'w' must have slots \['m', 'v'\]; "
+                                         r"got \['m'\]\."):
+        opt.load_state_dict({"iterations": 1, "state": {"w": {"m": np.zeros(3)}}})
+    opt.load_state_dict({"iterations": 1, "state": {"w": {"m": np.zeros(3), "v": np.zeros(3)}}})
+    p = make_param([1.0, 2.0], name="w")
+    with pytest.raises(ValueError, match=r"Adam.step: loaded state 'm' of parameter 'w' has shape "
+                                         r"\(3,\) dtype float64; the parameter has shape \(2,\)"):
+        opt.step([p])
+
+
+def test_step_parameter_errors():
+    p = make_param([1.0], name="")
+    with pytest.raises(ValueError, match=r"SGD.step: a parameter has no name \(shape \(1,\)\)"):
+        O.SGD().step([p])
+    a, b = make_param([1.0], name="x"), make_param([2.0], name="x")
+    with pytest.raises(ValueError, match=r"SGD.step: two parameters are named 'x'"):
+        O.SGD().step([a, b])
+    c = make_param([1.0], name="c")
+    c.grad = np.zeros(1, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"parameter 'c' has data \(1,\) float64 but grad \(1,\) "
+                                         r"float32; they must match\."):
+        O.SGD().step([c])
+
+
+# --------------------------------------------------------------------------- config
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS + [
+    O.SGD(S.StepDecay(0.1, drop_every=3, factor=0.5), clipnorm=1.0),
+    O.Adam(S.ExponentialDecay(0.01, 0.1), clipvalue=0.5), O.RMSprop(global_clipnorm=2.0)],
+    ids=IDS + ["sgd-schedule-clipnorm", "adam-schedule-clipvalue", "rmsprop-global-clip"])
+def test_config_round_trip(opt):
+    config = opt.get_config()
+    again = type(opt).from_config(json.loads(json.dumps(config)))
+    assert again.get_config() == config and repr(again) == repr(opt)
+    assert O.get(O.serialize(opt)).get_config() == config
+
+
+@pytest.mark.parametrize("name, cls", [("sgd", O.SGD), ("SGD", O.SGD), ("Adam", O.Adam),
+                                       ("adamw", O.AdamW), ("RMSprop", O.RMSprop),
+                                       ("adagrad", O.Adagrad), ("ADADELTA", O.Adadelta)])
+def test_get_by_name_uses_keras_defaults(name, cls):
+    opt = O.get(name)
+    assert type(opt) is cls
+    assert opt.get_config() == cls().get_config()
+
+
+def test_keras_defaults():
+    assert O.SGD().get_config()["learning_rate"] == 0.01
+    adam = O.Adam().get_config()
+    assert (adam["learning_rate"], adam["beta_1"], adam["beta_2"], adam["epsilon"]) == \
+        (0.001, 0.9, 0.999, 1e-7)
+    assert O.AdamW().weight_decay == 0.004
+    assert (O.Adagrad().initial_accumulator_value, O.Adagrad().epsilon) == (0.1, 1e-7)
+    assert (O.RMSprop().rho, O.RMSprop().learning_rate) == (0.9, 0.001)
+    assert (O.Adadelta().learning_rate, O.Adadelta().rho, O.Adadelta().epsilon) == (1.0, 0.95, 1e-7)
+
+
+def test_get_instance_and_errors():
+    opt = O.Adam()
+    assert O.get(opt) is opt
+    assert O.get({"class_name": "SGD", "config": {"momentum": 0.5}}).momentum == 0.5
+    with pytest.raises(ValueError, match=r"optimizers.get: unknown optimizer 'nadam'; valid names: "
+                                         r"adadelta, adagrad, adam, adamw, rmsprop, sgd"):
+        O.get("nadam")
+    with pytest.raises(ValueError, match=r"a config dict needs a 'class_name' key"):
+        O.get({"config": {}})
+    with pytest.raises(TypeError, match=r"identifier must be a str, a dict or an Optimizer; "
+                                        r"got int\."):
+        O.get(1)
+
+
+# --------------------------------------------------------------------------- learning rate
+
+def test_schedule_drives_the_learning_rate():
+    sched = S.StepDecay(0.1, drop_every=2, factor=0.5)
+    opt = O.SGD(sched)
+    p = make_param([0.0])
+    rates = []
+    for _ in range(5):
+        rates.append(opt.current_learning_rate())
+        p.grad[...] = 1.0
+        opt.step([p])
+    assert rates == [0.1, 0.1, 0.05, 0.05, 0.025]           # first step uses schedule(0)
+    assert p.data[0] == pytest.approx(-sum(rates), rel=1e-14)
+    assert opt.learning_rate is sched
+
+
+def test_set_learning_rate():
+    opt = O.Adam(0.01)
+    opt.set_learning_rate(0.001)
+    assert opt.current_learning_rate() == 0.001 and opt.get_config()["learning_rate"] == 0.001
+    opt.learning_rate = S.InverseTimeDecay(0.1, 1.0)
+    assert opt.current_learning_rate() == 0.1
+    with pytest.raises(ValueError, match=r"Adam: learning_rate must be a float >= 0 or a schedule "
+                                         r"\(callable step -> float\); got -1\."):
+        opt.set_learning_rate(-1)
+
+
+def test_lambda_schedule_works_but_does_not_serialize():
+    opt = O.SGD(lambda step: 0.1 / (step + 1))
+    p = make_param([0.0])
+    p.grad[...] = 1.0
+    opt.step([p])
+    opt.step([p])
+    assert p.data[0] == pytest.approx(-0.15)
+    with pytest.raises(TypeError, match="cannot be serialized"):
+        opt.get_config()
+
+
+# --------------------------------------------------------------------------- clipping
+
+def test_clipnorm_clipvalue_global_clipnorm_leave_grad_untouched():
+    g = np.array([3.0, 4.0])                                  # norm 5
+    for opt, expected in [(O.SGD(1.0, clipnorm=1.0), [-0.6, -0.8]),
+                          (O.SGD(1.0, clipnorm=10.0), [-3.0, -4.0]),
+                          (O.SGD(1.0, clipvalue=3.5), [-3.0, -3.5])]:
+        p = make_param([0.0, 0.0])
+        p.grad[...] = g
+        opt.step([p])
+        np.testing.assert_allclose(p.data, expected, rtol=1e-15)
+        np.testing.assert_array_equal(p.grad, g)             # the user's gradient is intact
+    a, b = make_param([0.0], name="a"), make_param([0.0], name="b")
+    a.grad[...], b.grad[...] = 6.0, 8.0                       # joint norm 10
+    O.SGD(1.0, global_clipnorm=5.0).step([a, b])
+    np.testing.assert_allclose([a.data[0], b.data[0]], [-3.0, -4.0], rtol=1e-15)
+
+
+# --------------------------------------------------------------------------- the hot path
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS + [O.Adam(weight_decay=0.1, clipvalue=1.0)],
+                         ids=IDS + ["adam-wd-clipvalue"])
+def test_steps_after_the_first_allocate_nothing_big(opt, rng):
+    opt = fresh(opt)
+    p = Parameter(rng.standard_normal(250_000).astype(np.float32), name="big")   # 1 MB
+    p.grad[...] = rng.standard_normal(p.shape).astype(np.float32)
+    opt.step([p])                                              # creates state and scratch
+    tracemalloc.start()
+    try:
+        opt.step([p])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000, f"{opt!r}: a step allocated {peak} bytes (param: 1,000,000)"
+    assert p.data.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("make, exc, message", [
+    (lambda: O.SGD(-0.1), ValueError,
+     r"SGD: learning_rate must be a float >= 0 or a schedule \(callable step -> float\); "
+     r"got -0.1\."),
+    (lambda: O.SGD("fast"), ValueError, r"SGD: learning_rate must be .*; got 'fast'\."),
+    (lambda: O.SGD(momentum=1.5), ValueError, r"SGD: momentum must lie in \[0, 1\]; got 1.5\."),
+    (lambda: O.SGD(nesterov="yes"), TypeError, r"SGD: nesterov must be a bool; got 'yes'\."),
+    (lambda: O.SGD(nesterov=True), ValueError,
+     r"SGD: nesterov=True requires momentum > 0; got momentum=0.0\."),
+    (lambda: O.SGD(weight_decay=-1.0), ValueError,
+     r"SGD: weight_decay must lie in \[0, inf\); got -1.0\."),
+    (lambda: O.Adagrad(initial_accumulator_value=-0.1), ValueError,
+     r"Adagrad: initial_accumulator_value must lie in \[0, inf\); got -0.1\."),
+    (lambda: O.Adagrad(epsilon=-1e-7), ValueError,
+     r"Adagrad: epsilon must lie in \[0, inf\); got -1e-07\."),
+    (lambda: O.RMSprop(rho=1.0), ValueError, r"RMSprop: rho must lie in \[0, 1\); got 1.0\."),
+    (lambda: O.RMSprop(momentum=-0.5), ValueError,
+     r"RMSprop: momentum must lie in \[0, 1\]; got -0.5\."),
+    (lambda: O.RMSprop(epsilon=float("inf")), ValueError,
+     r"RMSprop: epsilon must be a finite real number; got inf\."),
+    (lambda: O.RMSprop(centered=1), TypeError, r"RMSprop: centered must be a bool; got 1\."),
+    (lambda: O.Adam(beta_1=1.5), ValueError, r"Adam: beta_1 must lie in \[0, 1\); got 1.5\."),
+    (lambda: O.Adam(beta_2=-0.1), ValueError, r"Adam: beta_2 must lie in \[0, 1\); got -0.1\."),
+    (lambda: O.Adam(epsilon=-1.0), ValueError, r"Adam: epsilon must lie in \[0, inf\); got -1.0\."),
+    (lambda: O.Adam(weight_decay=-0.01), ValueError,
+     r"Adam: weight_decay must lie in \[0, inf\); got -0.01\."),
+    (lambda: O.Adam(amsgrad="no"), TypeError, r"Adam: amsgrad must be a bool; got 'no'\."),
+    (lambda: O.AdamW(beta_1=1.0), ValueError, r"AdamW: beta_1 must lie in \[0, 1\); got 1.0\."),
+    (lambda: O.AdamW(weight_decay=-1), ValueError,
+     r"AdamW: weight_decay must lie in \[0, inf\); got -1\."),
+    (lambda: O.Adadelta(rho=1.2), ValueError, r"Adadelta: rho must lie in \[0, 1\); got 1.2\."),
+    (lambda: O.Adadelta(epsilon=-1.0), ValueError,
+     r"Adadelta: epsilon must lie in \[0, inf\); got -1.0\."),
+    (lambda: O.Adam(clipnorm=0.0), ValueError, r"Adam: clipnorm must lie in \(0, inf\); got 0.0\."),
+    (lambda: O.SGD(clipvalue=-1.0), ValueError, r"SGD: clipvalue must lie in \(0, inf\); got -1.0\."),
+    (lambda: O.SGD(global_clipnorm=0), ValueError,
+     r"SGD: global_clipnorm must lie in \(0, inf\); got 0\."),
+    (lambda: O.SGD(clipnorm=1.0, clipvalue=1.0), ValueError,
+     r"SGD: at most one of clipnorm, clipvalue and global_clipnorm may be set; "
+     r"got clipnorm=1.0, clipvalue=1.0\."),
+])
+def test_hyperparameter_validation(make, exc, message):
+    with pytest.raises(exc, match=message):
+        make()
