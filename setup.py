@@ -1,0 +1,220 @@
+"""Build of fastcnn's compiled backend: C99 kernels (csrc/) + Cython wrappers.
+
+Metadata lives in pyproject.toml; this file only describes the extension:
+
+- one extension table (name -> sources, whether it uses OpenMP);
+- OpenMP detection by compiling AND running a tiny program (sklearn's
+  check_openmp_support idea): with -fopenmp when it works, else a clear warning and
+  serial kernels (results are identical, only slower);
+- global Cython directives (FASTCNN_CYTHON_DEBUG=1 turns the safety checks on);
+- a build that FAILS does not fail the install: the package then runs on Numba/NumPy.
+
+Environment switches:
+  FASTCNN_NO_EXTENSION=1   build no extension at all (pure-Python install; CI uses it)
+  FASTCNN_NO_OPENMP=1      build the kernels without OpenMP
+  FASTCNN_NATIVE=1         add -march=native (only for a build used on this very machine)
+  FASTCNN_CYTHON_DEBUG=1   boundscheck/wraparound/initializedcheck on, -O0 -g
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# name -> sources (relative to the repository root) and whether the module uses OpenMP
+EXTENSIONS = {
+    "fastcnn.kernels._cython._kernels": {
+        "sources": [
+            "fastcnn/kernels/_cython/_kernels.pyx",
+            "csrc/fc_im2col.c",
+            "csrc/fc_maxpool.c",
+            "csrc/fc_batchnorm.c",
+            "csrc/fc_info.c",
+        ],
+        "depends": [
+            "csrc/include/fastcnn/fastcnn.h",
+            "csrc/fc_omp.h",
+            "csrc/fc_im2col_impl.h",
+            "csrc/fc_maxpool_impl.h",
+            "csrc/fc_batchnorm_impl.h",
+            "fastcnn/kernels/_cython/_csrc.pxd",
+        ],
+        "openmp": True,
+    },
+}
+
+
+# Added to csrc/*.c only (see BuildExt._strict_flags_for_csrc). Never -ffast-math: it
+# breaks the NaN handling of max pooling and bitwise reproducibility.
+STRICT_C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wshadow"]
+
+
+def _warn(message):
+    bar = "*" * 78
+    print(f"\n{bar}\n{textwrap.dedent(message).strip()}\n{bar}\n", file=sys.stderr)
+
+
+OPENMP_TEST = r"""
+#include <omp.h>
+#include <stdio.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel num_threads(2) reduction(+ : n)
+    n += 1;
+    printf("%d\n", n);
+    return n == 2 ? 0 : 1;
+}
+"""
+
+
+def check_openmp_support(compiler):
+    """Compile, link and run a tiny OpenMP program with ``compiler``. Returns the
+    (compile, link) flags that worked, or None."""
+    flags = ["-fopenmp"]
+    tmp = tempfile.mkdtemp(prefix="fastcnn-openmp-")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp)
+        with open("test_openmp.c", "w") as f:
+            f.write(OPENMP_TEST)
+        objects = compiler.compile(["test_openmp.c"], extra_postargs=flags)
+        compiler.link_executable(objects, "test_openmp", extra_postargs=flags)
+        out = subprocess.run([os.path.join(tmp, "test_openmp")], capture_output=True,
+                             text=True, timeout=60)
+        if out.returncode != 0 or out.stdout.strip() != "2":
+            return None
+        return flags
+    except Exception:  # any compile/link/run failure means: no OpenMP
+        return None
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    """build_ext that adds OpenMP when it works and never fails the install."""
+
+    def build_extensions(self):
+        use_openmp = not _flag("FASTCNN_NO_OPENMP")
+        omp_flags = None
+        if use_openmp:
+            omp_flags = check_openmp_support(self.compiler)
+            if omp_flags is None:
+                _warn("""
+                    fastcnn: this C compiler could not build and run an OpenMP test program.
+                    The compiled kernels are built WITHOUT OpenMP: they run on one thread
+                    (results are identical, only slower).
+                    To get multi-threaded kernels, install an OpenMP runtime
+                    (e.g. libgomp with gcc, or `apt-get install libomp-dev` for clang;
+                    on macOS `brew install libomp`) and reinstall fastcnn.
+                    Set FASTCNN_NO_OPENMP=1 to silence this warning.
+                """)
+        for ext in self.extensions:
+            if omp_flags and EXTENSIONS.get(ext.name, {}).get("openmp", False):
+                ext.extra_compile_args += omp_flags
+                ext.extra_link_args += omp_flags
+        self._strict_flags_for_csrc()
+        try:
+            super().build_extensions()
+        except Exception as err:  # compiler missing, compile error, ...
+            _warn(f"""
+                fastcnn: building the compiled extension FAILED:
+                    {type(err).__name__}: {err}
+                fastcnn is installed WITHOUT its "cython" backend and will run on
+                Numba (if installed) or NumPy: correct, but slower.
+                To get the fast backend, install a C compiler and reinstall:
+                    pip install --force-reinstall --no-deps .
+            """)
+
+    def _strict_flags_for_csrc(self):
+        """Our own C (csrc/*.c) is compiled as ISO C99 with all warnings on (and kept at
+        zero); the Cython-generated C gets the common flags only. ISO mode also means
+        -ffp-contract=off: no silent FMA contraction that would change rounding."""
+        if self.compiler.compiler_type != "unix":
+            return
+        original = self.compiler._compile
+
+        def _compile(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            if os.path.basename(os.path.dirname(os.path.abspath(src))) == "csrc":
+                extra_postargs = list(extra_postargs) + STRICT_C_FLAGS
+            return original(obj, src, ext, cc_args, extra_postargs, pp_opts)
+
+        self.compiler._compile = _compile
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as err:
+            _warn(f"""
+                fastcnn: the build_ext step FAILED ({type(err).__name__}: {err}).
+                fastcnn is installed WITHOUT its "cython" backend (Numba/NumPy only).
+            """)
+
+
+def _extensions():
+    if _flag("FASTCNN_NO_EXTENSION"):
+        print("fastcnn: FASTCNN_NO_EXTENSION=1, building no compiled extension "
+              "(pure-Python install).", file=sys.stderr)
+        return []
+    try:
+        import numpy  # noqa: F401  (build requirement; headers are not needed)
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError as err:
+        _warn(f"""
+            fastcnn: Cython is not available ({err}); building no compiled extension.
+            fastcnn will run on Numba/NumPy. Install Cython>=3 and reinstall for speed.
+        """)
+        return []
+
+    debug = _flag("FASTCNN_CYTHON_DEBUG")
+    if sysconfig.get_config_var("CC") and "cl.exe" in str(sysconfig.get_config_var("CC")):
+        cflags = ["/O2"]  # MSVC (untested): keep it simple
+    else:
+        cflags = ["-O0", "-g"] if debug else ["-O3"]
+        if _flag("FASTCNN_NATIVE"):
+            cflags.append("-march=native")
+    extensions = []
+    for name, spec in EXTENSIONS.items():
+        ext = Extension(
+            name,
+            sources=spec["sources"],
+            depends=spec["depends"],
+            include_dirs=["csrc/include", "csrc"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+            extra_compile_args=list(cflags),
+            extra_link_args=[],
+        )
+        extensions.append(ext)
+    directives = {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "initializedcheck": debug,
+        "cdivision": not debug,
+        "embedsignature": True,
+    }
+    try:
+        return cythonize(extensions, compiler_directives=directives, quiet=True)
+    except Exception as err:
+        _warn(f"""
+            fastcnn: cythonizing the wrappers FAILED ({type(err).__name__}: {err}).
+            fastcnn is installed WITHOUT its "cython" backend (Numba/NumPy only).
+        """)
+        return []
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
