@@ -288,3 +288,26 @@ def test_registry_and_load():
         datasets.load("digits", data_dir="/tmp")
     with pytest.raises(DatasetNotFoundError):
         datasets.load("fashion_mnist")  # alias; env root is an empty tmp dir
+
+
+def test_cifar_download_extracts_only_batch_files(tmp_path, monkeypatch):
+    import tarfile
+
+    src = tmp_path / "src"
+    write_cifar(src, np.random.default_rng(9), n=2)
+    archive = tmp_path / "cifar.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+        # a path-traversal member that must be skipped, not written next to the target
+        info = tarfile.TarInfo("cifar-10-batches-py/../../planted.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    blob = archive.read_bytes()
+    monkeypatch.setattr(datasets, "CIFAR10_MD5", hashlib.md5(blob).hexdigest())
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(blob))
+    target = tmp_path / "target"
+    (x_tr, _), (x_te, _) = datasets.load_cifar10(data_dir=target, download=True)
+    assert x_tr.shape == (10, 3, 32, 32) and x_te.shape == (2, 3, 32, 32)
+    assert sorted(p.name for p in target.iterdir()) == ["cifar-10-batches-py",
+                                                        "cifar-10-python.tar.gz"]
+    assert list(tmp_path.rglob("planted.txt")) == []
