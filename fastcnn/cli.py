@@ -13,6 +13,7 @@ import sys
 # command name -> (module, one-line help). Modules are imported only when used.
 COMMANDS = {
     "verify": ("fastcnn.verify", "check every available backend against the NumPy reference"),
+    "bench": ("fastcnn.bench", "time the kernels per backend vs the machine, NumPy and PyTorch"),
 }
 
 
