@@ -34,13 +34,15 @@ def _std(scale, n):
 
 
 PRESETS = {
-    "glorot_uniform": (lambda fi, fo: _std(1, (fi + fo) / 2), lambda fi, fo: math.sqrt(6 / (fi + fo))),
+    "glorot_uniform": (lambda fi, fo: _std(1, (fi + fo) / 2),
+                       lambda fi, fo: math.sqrt(6 / (fi + fo))),
     "glorot_normal": (lambda fi, fo: _std(1, (fi + fo) / 2),
                       lambda fi, fo: 2 * _std(1, (fi + fo) / 2) / 0.87962566103423978),
     "he_uniform": (lambda fi, fo: _std(2, fi), lambda fi, fo: math.sqrt(6 / fi)),
     "he_normal": (lambda fi, fo: _std(2, fi), lambda fi, fo: 2 * _std(2, fi) / 0.87962566103423978),
     "lecun_uniform": (lambda fi, fo: _std(1, fi), lambda fi, fo: math.sqrt(3 / fi)),
-    "lecun_normal": (lambda fi, fo: _std(1, fi), lambda fi, fo: 2 * _std(1, fi) / 0.87962566103423978),
+    "lecun_normal": (lambda fi, fo: _std(1, fi),
+                     lambda fi, fo: 2 * _std(1, fi) / 0.87962566103423978),
 }
 
 
@@ -209,7 +211,8 @@ def test_config_round_trip(init):
      r"VarianceScaling: distribution must be one of .*; got 'gamma'\."),
     (lambda: I.HeNormal(seed=-3), ValueError,
      r"HeNormal: seed must be None or a non-negative int; got -3\."),
-    (lambda: I.Constant("a"), ValueError, r"Constant: value must be a finite real number; got 'a'\."),
+    (lambda: I.Constant("a"), ValueError,
+     r"Constant: value must be a finite real number; got 'a'\."),
     (lambda: I.Orthogonal()((5,)), ValueError,
      r"Orthogonal: shape must have at least 2 dims; got \(5,\)\."),
     (lambda: I.HeNormal()((3, -1)), ValueError,

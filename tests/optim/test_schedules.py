@@ -81,7 +81,8 @@ def test_get():
 @pytest.mark.parametrize("make, exc, message", [
     (lambda: S.StepDecay(-0.1, 2), ValueError,
      r"StepDecay: initial_learning_rate must lie in \[0, inf\); got -0.1\."),
-    (lambda: S.StepDecay(0.1, 0), ValueError, r"StepDecay: drop_every must be a positive int; got 0\."),
+    (lambda: S.StepDecay(0.1, 0), ValueError,
+     r"StepDecay: drop_every must be a positive int; got 0\."),
     (lambda: S.StepDecay(0.1, 2, factor=0.0), ValueError,
      r"StepDecay: factor must lie in \(0, 1\]; got 0.0\."),
     (lambda: S.StepDecay(0.1, 2, factor=1.5), ValueError,
