@@ -48,8 +48,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--list-cases", action="store_true", help="print the presets and exit")
     parser.add_argument("--breakdown", action="store_true",
                         help="show where each convolution's time goes (im2col, GEMM, ...)")
-    parser.add_argument("--plot", metavar="PATH", help="with --breakdown: save stacked bars "
-                        "as a PNG")
+    parser.add_argument("--plot", metavar="PATH", help="save the breakdown as stacked bars in "
+                        "a PNG (implies --breakdown)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed rounds per measurement; the median is reported (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
@@ -88,7 +88,8 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     opts = Options(threads=threads, repeats=args.repeats, warmup=args.warmup,
-                   torch=not args.no_torch, breakdown=args.breakdown, plot=args.plot,
+                   torch=not args.no_torch, breakdown=args.breakdown or bool(args.plot),
+                   plot=args.plot,
                    memory=not args.no_memory, gemm_size=args.gemm_size,
                    bandwidth_mb=args.bandwidth_mb, progress=not args.no_progress,
                    json_path=args.json,
