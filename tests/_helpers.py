@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pytest
 
+from fastcnn import backend as _backend
 from fastcnn.testing import (  # noqa: F401  (re-exported for the tests)
     BATCHNORM_CASES,
     CONV_CASES,
@@ -29,6 +30,21 @@ from fastcnn.testing import (  # noqa: F401  (re-exported for the tests)
     distinct_values,
     tolerance,
 )
+
+
+#: The fast backends, each with its marker (deselect with e.g. -m "not requires_numba").
+FAST_BACKENDS = [
+    pytest.param("cython", marks=pytest.mark.requires_cython, id="cython"),
+    pytest.param("numba", marks=pytest.mark.requires_numba, id="numba"),
+]
+
+
+
+def skip_unless_available(name: str) -> None:
+    """Skip the running test, with the reason, when backend ``name`` cannot be used."""
+    if not _backend.is_available(name):
+        reason = _backend._import_errors.get(name, "not importable")
+        pytest.skip(f"backend {name!r} unavailable: {reason}")
 
 
 #: Known bug (reported, not ours to fix): the reference ``maxpool2d_backward`` reshapes

@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))   # `import _helpers` from any te
 import fastcnn  # noqa: E402
 from fastcnn import backend as _backend  # noqa: E402
 
+from _helpers import FAST_BACKENDS, skip_unless_available  # noqa: E402
+
 try:
     from hypothesis import settings
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
@@ -31,20 +33,7 @@ if settings is not None:
     settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True)
     settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-#: The fast backends, each with its marker (deselect with e.g. -m "not requires_numba").
-FAST_BACKENDS = [
-    pytest.param("cython", marks=pytest.mark.requires_cython, id="cython"),
-    pytest.param("numba", marks=pytest.mark.requires_numba, id="numba"),
-]
-
 SEED = int(os.environ.get("FASTCNN_TEST_SEED", "0"))
-
-
-def skip_unless_available(name: str) -> None:
-    """Skip the running test, with the reason, when backend ``name`` cannot be used."""
-    if not _backend.is_available(name):
-        reason = _backend._import_errors.get(name, "not importable")
-        pytest.skip(f"backend {name!r} unavailable: {reason}")
 
 
 @pytest.fixture(params=FAST_BACKENDS)

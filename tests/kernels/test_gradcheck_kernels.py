@@ -14,7 +14,7 @@ from fastcnn import kernels
 from fastcnn.gradcheck import numeric_gradient, relative_error
 
 import _helpers as H
-from conftest import FAST_BACKENDS, skip_unless_available
+from _helpers import FAST_BACKENDS, skip_unless_available
 
 BACKENDS = [pytest.param("numpy", id="numpy")] + FAST_BACKENDS
 

@@ -13,7 +13,7 @@ import fastcnn
 from fastcnn import kernels
 
 import _helpers as H
-from conftest import FAST_BACKENDS, skip_unless_available
+from _helpers import FAST_BACKENDS, skip_unless_available
 
 
 @pytest.fixture(params=[pytest.param("numpy", id="numpy")] + FAST_BACKENDS)

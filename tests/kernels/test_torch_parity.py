@@ -16,7 +16,7 @@ import fastcnn
 from fastcnn import kernels
 
 import _helpers as H
-from conftest import FAST_BACKENDS, skip_unless_available
+from _helpers import FAST_BACKENDS, skip_unless_available
 
 torch = pytest.importorskip("torch", reason="PyTorch is the optional oracle")
 F = torch.nn.functional
