@@ -306,7 +306,8 @@ def get_layer_class(class_name: str) -> type:
 def deserialize(data: dict) -> Layer:
     """Inverse of :func:`serialize`."""
     if not isinstance(data, dict) or "class_name" not in data or "config" not in data:
-        raise ValueError(f"deserialize: expected {{'class_name': ..., 'config': ...}}; got {data!r}.")
+        raise ValueError(f"deserialize: expected {{'class_name': ..., 'config': ...}}; "
+                         f"got {data!r}.")
     return get_layer_class(data["class_name"]).from_config(dict(data["config"]))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers
-from .._validation import check_float, check_positive_int
+from .._validation import check_positive_int
 from . import activations
 from ._util import get_regularizer, initializer_config, regularizer_config
 from .base import Layer

@@ -91,7 +91,8 @@ class AveragePooling2D(_Pooling2D):
         sh, sw = self.strides
         for i in range(self.pool_size[0]):
             for j in range(self.pool_size[1]):
-                yield x_pad[:, :, i:i + sh * (self._oh - 1) + 1:sh, j:j + sw * (self._ow - 1) + 1:sw]
+                yield x_pad[:, :, i:i + sh * (self._oh - 1) + 1:sh,
+                            j:j + sw * (self._ow - 1) + 1:sw]
 
     def call(self, x, training):
         n, c, h, w = x.shape

@@ -73,7 +73,8 @@ def test_dropout_rate(rate):
 
 
 def test_bad_hyperparameters():
-    with pytest.raises(ValueError, match=re.escape("Conv2D: filters must be a positive int; got 0.")):
+    with pytest.raises(ValueError,
+                       match=re.escape("Conv2D: filters must be a positive int; got 0.")):
         Conv2D(0, 3)
     with pytest.raises(ValueError, match=re.escape(
             "Conv2D: padding must be 'valid', 'same', an int or an (h, w) pair; got 'full'.")):
