@@ -133,8 +133,9 @@ class Layer:
     def add_weight(self, short_name: str, shape, initializer, dtype, regularizer=None,
                    rng=None) -> Parameter:
         """Create a Parameter ``"<layer name>/<short_name>"`` from an initializer."""
-        from .. import random as _random
-        data = initializer(tuple(shape), dtype=dtype, rng=rng or _random.get_rng())
+        # rng=None lets a seeded initializer (HeNormal(seed=1)) use its own seed,
+        # and an unseeded one the package-global generator (fastcnn.random.seed).
+        data = initializer(tuple(shape), dtype=dtype, rng=rng)
         if data.dtype != dtype:
             data = data.astype(dtype)
         p = Parameter(np.ascontiguousarray(data), name=f"{self.name}/{short_name}",
