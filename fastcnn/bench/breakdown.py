@@ -5,9 +5,8 @@ pieces *separately* on the same shapes, at the same thread count, and comparing
 their sum with the whole (``total``, measured as in the report):
 
 * ``im2col``: ``fastcnn.kernels.im2col`` on the backend, on a chunk of ``n_chunk``
-  images whose column matrix fits ``chunk_bytes`` (the backend's own
-  ``COLUMN_BUDGET_BYTES`` when it has one, as a bounded-workspace conv does),
-  scaled by ``N / n_chunk``. Counted twice (forward, and again in the backward for
+  images (the backend's own chunk when it says, else one whose column matrix fits
+  its workspace budget, as a bounded-workspace conv does), scaled by ``N / n_chunk``. Counted twice (forward, and again in the backward for
   ``dW``) unless the forward cache holds the whole column matrix, then once.
 * ``gemm``: the three products of one chunk with NumPy/OpenBLAS —
   ``W2 @ cols``, ``dout2 @ cols.T``, ``W2.T @ dout2`` — scaled by ``N / n_chunk``.
@@ -45,17 +44,23 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
                    chunk_bytes: int | None = None) -> dict:
     """Phase times in ms of ``case``'s forward + backward on ``backend`` (see module doc).
 
-    ``chunk_bytes`` defaults to the backend module's ``COLUMN_BUDGET_BYTES`` (its own
-    column-buffer budget) when it defines one, else :data:`DEFAULT_CHUNK_BYTES`.
+    The chunk is the backend's own when it says (``conv_chunk_images(geometry, F,
+    itemsize)``), else sized by ``chunk_bytes``, which defaults to the backend module's
+    ``COLUMN_BUDGET_BYTES`` or ``WORKSPACE_BYTES``, else :data:`DEFAULT_CHUNK_BYTES`.
     """
-    if chunk_bytes is None:
-        chunk_bytes = getattr(backend_module(backend), "COLUMN_BUDGET_BYTES",
-                              DEFAULT_CHUNK_BYTES)
+    module = backend_module(backend)
     g = case.geometry
     inp = make_inputs(case)
     itemsize = inp["x"].itemsize
     k, per_image = g.c * g.kh * g.kw, g.oh * g.ow
-    n_chunk = int(max(1, min(g.n, chunk_bytes // (k * per_image * itemsize))))
+    if chunk_bytes is None and hasattr(module, "conv_chunk_images"):
+        n_chunk = int(module.conv_chunk_images(g, case.f, itemsize))
+    else:
+        if chunk_bytes is None:
+            chunk_bytes = getattr(module, "COLUMN_BUDGET_BYTES",
+                                  getattr(module, "WORKSPACE_BYTES", DEFAULT_CHUNK_BYTES))
+        n_chunk = chunk_bytes // (k * per_image * itemsize)
+    n_chunk = int(max(1, min(g.n, n_chunk)))
     scale = g.n / n_chunk
     x_chunk = np.ascontiguousarray(inp["x"][:n_chunk])
     chunk_shape = (n_chunk, g.c, g.h, g.w)
