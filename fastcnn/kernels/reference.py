@@ -111,7 +111,9 @@ def maxpool2d_backward(dout, cache):
     argmax, g = cache
     dx = np.zeros((g.n * g.c, g.h * g.w), dtype=dout.dtype)
     planes = np.arange(g.n * g.c)[:, None]
-    np.add.at(dx, (planes, argmax.reshape(g.n * g.c, -1)), dout.reshape(g.n * g.c, -1))
+    outputs = g.oh * g.ow  # explicit, not -1: reshape cannot infer -1 when N == 0
+    np.add.at(dx, (planes, argmax.reshape(g.n * g.c, outputs)),
+              dout.reshape(g.n * g.c, outputs))
     return dx.reshape(g.input_shape)
 
 
