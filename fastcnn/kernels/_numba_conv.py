@@ -1,26 +1,27 @@
 """Numba kernels behind the convolution of :mod:`fastcnn.kernels.numba_backend`.
 
-Only data movement and small reductions live here; the big products are BLAS GEMMs
-called by the backend module. Every kernel writes into caller-allocated arrays and
-puts ``prange`` on its outermost independent loop, so no two iterations ever write
-the same element and every sum is done in a fixed order: results do not depend on
-the number of threads.
+Each kernel writes into caller-allocated arrays and puts ``prange`` on its outermost
+independent loop (images, or (image, channel) planes), so no two iterations write the
+same element and every sum is taken in a fixed order: results do not depend on the
+number of threads.
 
-One im2col/col2im pair serves two column layouts through two strides::
+The convolution runs one image per thread: unfold the image into this thread's
+column buffer ``(C*KH*KW, OH*OW)``, then one GEMM (``np.dot``, i.e. BLAS) with the
+weights, with the bias added (forward) or col2im (backward) while the data is still
+in cache. The column memory is one image per thread, whatever the batch size.
 
-    cols.flat[row * row_stride + m * img_stride + oh * OW + ow]
-    row = (c*KH + i)*KW + j,  m = image index within the chunk
+Column index, for window offset ``(i, j)`` of channel ``c`` and output ``(r, q)``::
 
-- the public layout ``(C*KH*KW, N*OH*OW)``: ``row_stride = N*OH*OW``, ``img_stride = OH*OW``;
-- the conv layout ``(nb, C*KH*KW, OH*OW)`` (one column block per image, so one stacked
-  GEMM writes straight into ``out[n0:n0+nb]`` as ``(nb, F, OH*OW)``):
-  ``row_stride = OH*OW``, ``img_stride = C*KH*KW*OH*OW``.
+    cols[base + (i*KW + j)*row_stride + r*OW + q],   base = c*KH*KW*row_stride + ...
+
+``row_stride = OH*OW`` for one image's columns and ``N*OH*OW`` for the public
+``im2col`` layout ``(C*KH*KW, N*OH*OW)`` (where ``base`` also adds ``n*OH*OW``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 _JIT = dict(cache=True, nogil=True)
 
@@ -37,71 +38,127 @@ def _valid_range(offset, stride, size, count):
     return min(lo, count), hi
 
 
-@njit(parallel=True, **_JIT)
-def im2col_kernel(x, cols, n0, nb, kh, kw, sh, sw, pt, pl, oh, ow, row_stride, img_stride):
-    """``cols`` (flat) <- windows of images ``x[n0:n0+nb]`` (zero where a window
-    covers padding), in the layout given by ``row_stride``/``img_stride``."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    for t in prange(nb * C):                            # one (image, channel) plane each
-        m = t // C
-        c = t - m * C
-        for i in range(kh):
-            for j in range(kw):
-                base = ((c * kh + i) * kw + j) * row_stride + m * img_stride
-                # Columns ow in [lo, hi) read a real pixel; the rest read padding.
-                lo, hi = _valid_range(j - pl, sw, W, ow)
-                for r in range(oh):
-                    h = r * sh - pt + i
-                    dst = base + r * ow
-                    if h < 0 or h >= H:
-                        for q in range(ow):
-                            cols[dst + q] = 0
-                        continue
-                    src = x[n0 + m, c, h]
-                    for q in range(lo):
+@njit(**_JIT)
+def _im2col_plane(plane, cols, base, row_stride, kh, kw, sh, sw, pt, pl, oh, ow):
+    """Unfold one (H, W) input plane: for every window offset (i, j),
+    ``cols[base + (i*kw + j)*row_stride + r*ow + q] = plane_pad[r*sh + i, q*sw + j]``
+    (zero where the window covers padding)."""
+    H, W = plane.shape
+    for i in range(kh):
+        for j in range(kw):
+            row = base + (i * kw + j) * row_stride
+            # Columns q in [lo, hi) read a real pixel; the rest read padding.
+            lo, hi = _valid_range(j - pl, sw, W, ow)
+            for r in range(oh):
+                h = r * sh - pt + i
+                dst = row + r * ow
+                if h < 0 or h >= H:
+                    for q in range(ow):
                         cols[dst + q] = 0
-                    for q in range(lo, hi):
-                        cols[dst + q] = src[q * sw - pl + j]
-                    for q in range(hi, ow):
-                        cols[dst + q] = 0
+                    continue
+                src = plane[h]
+                for q in range(lo):
+                    cols[dst + q] = 0
+                for q in range(lo, hi):
+                    cols[dst + q] = src[q * sw - pl + j]
+                for q in range(hi, ow):
+                    cols[dst + q] = 0
+
+
+@njit(**_JIT)
+def _col2im_plane(cols, base, row_stride, plane, kh, kw, sh, sw, pt, pl, oh, ow):
+    """Adjoint of :func:`_im2col_plane`: ``plane = 0``, then add every column entry back
+    to the pixel it was read from. Each pixel receives its contributions in row-major
+    (i, j) order, as in the reference, so the sums match it exactly."""
+    H, W = plane.shape
+    plane[:, :] = 0
+    for i in range(kh):
+        for j in range(kw):
+            row = base + (i * kw + j) * row_stride
+            lo, hi = _valid_range(j - pl, sw, W, ow)
+            for r in range(oh):
+                h = r * sh - pt + i
+                if h < 0 or h >= H:
+                    continue
+                dst = plane[h]
+                src = row + r * ow
+                for q in range(lo, hi):
+                    dst[q * sw - pl + j] += cols[src + q]
 
 
 @njit(parallel=True, **_JIT)
-def col2im_kernel(cols, dx, n0, nb, kh, kw, sh, sw, pt, pl, oh, ow, row_stride, img_stride):
-    """``dx[n0:n0+nb] = col2im(cols)``: zero each plane, then add every column entry
-    back to the pixel it was read from. Each pixel receives its contributions in
-    row-major (i, j) order, as in the reference, so the sums match it exactly."""
-    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    for t in prange(nb * C):                            # each plane is written by one thread
-        m = t // C
-        c = t - m * C
-        plane = dx[n0 + m, c]
-        plane[:, :] = 0
-        for i in range(kh):
-            for j in range(kw):
-                base = ((c * kh + i) * kw + j) * row_stride + m * img_stride
-                lo, hi = _valid_range(j - pl, sw, W, ow)
-                for r in range(oh):
-                    h = r * sh - pt + i
-                    if h < 0 or h >= H:
-                        continue
-                    dst = plane[h]
-                    src = base + r * ow
-                    for q in range(lo, hi):
-                        dst[q * sw - pl + j] += cols[src + q]
+def im2col_kernel(x, cols, kh, kw, sh, sw, pt, pl, oh, ow):
+    """``cols`` (flat, public layout ``(C*KH*KW, N*OH*OW)``) <- every window of ``x``."""
+    N, C = x.shape[0], x.shape[1]
+    P = oh * ow
+    for t in prange(N * C):                             # one (image, channel) plane each
+        n = t // C
+        c = t - n * C
+        _im2col_plane(x[n, c], cols, c * kh * kw * N * P + n * P, N * P,
+                      kh, kw, sh, sw, pt, pl, oh, ow)
 
 
 @njit(parallel=True, **_JIT)
-def add_bias_kernel(out3, b, n0, nb):
-    """``out3[n0:n0+nb] += b[None, :, None]`` for ``out3`` shaped (N, F, OH*OW)."""
-    F, P = out3.shape[1], out3.shape[2]
-    for t in prange(nb * F):
-        m = t // F
-        f = t - m * F
-        row = out3[n0 + m, f]
-        bf = b[f]
-        for p in range(P):
-            row[p] += bf
+def col2im_kernel(cols, dx, kh, kw, sh, sw, pt, pl, oh, ow):
+    """``dx = col2im(cols)`` for ``cols`` (flat) in the public layout."""
+    N, C = dx.shape[0], dx.shape[1]
+    P = oh * ow
+    for t in prange(N * C):                             # each plane is written by one thread
+        n = t // C
+        c = t - n * C
+        _col2im_plane(cols, c * kh * kw * N * P + n * P, N * P, dx[n, c],
+                      kh, kw, sh, sw, pt, pl, oh, ow)
+
+
+@njit(parallel=True, **_JIT)
+def conv_forward_kernel(x, w2, b, out3, cols, pointwise, kh, kw, sh, sw, pt, pl, oh, ow):
+    """Per image n (one thread each): ``out3[n] = w2 @ cols_n + b[:, None]``.
+
+    ``cols_n`` (C*KH*KW, OH*OW) is unfolded into this thread's row of ``cols``
+    (T, C*KH*KW*OH*OW); for a pointwise (1x1, stride 1, unpadded) conv it is
+    ``x[n]`` itself. ``np.dot`` is a BLAS GEMM, single-threaded here (the caller
+    limits BLAS to one thread): the parallelism is over images.
+    """
+    N, C = x.shape[0], x.shape[1]
+    K, P = w2.shape[1], out3.shape[2]
+    for n in prange(N):
+        o = out3[n]
+        if pointwise:
+            np.dot(w2, x[n].reshape((C, P)), o)
+        else:
+            flat = cols[get_thread_id()]
+            for c in range(C):
+                _im2col_plane(x[n, c], flat, c * kh * kw * P, P, kh, kw, sh, sw, pt, pl, oh, ow)
+            np.dot(w2, flat.reshape((K, P)), o)
+        for f in range(o.shape[0]):                     # bias, while o is in cache
+            bf = b[f]
+            for p in range(P):
+                o[f, p] += bf
+
+
+@njit(parallel=True, **_JIT)
+def conv_backward_kernel(x, w2, dout3, dx, parts, cols, n0, nb, pointwise,
+                         kh, kw, sh, sw, pt, pl, oh, ow):
+    """Per image n in ``[n0, n0+nb)`` (one thread each), with ``d = dout3[n]`` (F, P):
+    ``parts[n - n0] = d @ cols_n.T`` (this image's share of dw) and
+    ``dx[n] = col2im(w2.T @ d)`` (the GEMM result overwrites the column buffer)."""
+    C = x.shape[1]
+    K, P = w2.shape[1], dout3.shape[2]
+    for m in prange(nb):
+        n = n0 + m
+        d = dout3[n]
+        if pointwise:
+            np.dot(d, x[n].reshape((C, P)).T, parts[m])
+            np.dot(w2.T, d, dx[n].reshape((C, P)))
+        else:
+            flat = cols[get_thread_id()]
+            buf = flat.reshape((K, P))
+            for c in range(C):
+                _im2col_plane(x[n, c], flat, c * kh * kw * P, P, kh, kw, sh, sw, pt, pl, oh, ow)
+            np.dot(d, buf.T, parts[m])
+            np.dot(w2.T, d, buf)                        # dcols_n, overwriting cols_n
+            for c in range(C):
+                _col2im_plane(flat, c * kh * kw * P, P, dx[n, c], kh, kw, sh, sw, pt, pl, oh, ow)
 
 
 @njit(parallel=True, **_JIT)

@@ -33,6 +33,7 @@ import threading
 
 import numba
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 
 from .. import backend as _backend
 from .._shapes import WindowGeometry
@@ -48,8 +49,8 @@ __all__ = [
     "backend_info", "COLUMN_BUDGET_BYTES",
 ]
 
-#: Upper bound of the convolution's per-chunk column buffer (and of the per-chunk
-#: ``dw`` partial products); a chunk holds at least one image even if that is larger.
+#: Budget of the convolution backward's per-image ``dw`` products, kept for a chunk of
+#: images and then added in image order (a chunk holds at least 8 images).
 COLUMN_BUDGET_BYTES = 16 * 2**20
 
 
@@ -106,6 +107,26 @@ def _window_args(g: WindowGeometry):
     return g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow
 
 
+_blas_controller = None
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Limit BLAS to one thread while our own threads each run GEMMs (``np.dot`` in
+    Numba calls SciPy's BLAS). Otherwise every GEMM would start BLAS threads on top of
+    ours, and BLAS threads spinning between calls steal the cores our threads need."""
+    global _blas_controller
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        yield
+        return
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        yield
+
+
 def _is_pointwise(g: WindowGeometry) -> bool:
     """1x1 kernel, stride 1, no padding: the convolution is ``w2 @ x[n]`` per image."""
     return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) == (
@@ -119,9 +140,8 @@ def im2col(x: np.ndarray, g: WindowGeometry) -> np.ndarray:
     """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``."""
     cols = np.empty(g.cols_shape, dtype=x.dtype)
     if cols.size:
-        p = g.oh * g.ow
         with _threads():
-            _conv.im2col_kernel(x, cols.reshape(-1), 0, g.n, *_window_args(g), g.n * p, p)
+            _conv.im2col_kernel(x, cols.reshape(-1), *_window_args(g))
     return cols
 
 
@@ -129,77 +149,62 @@ def col2im(cols: np.ndarray, g: WindowGeometry) -> np.ndarray:
     """Adjoint of :func:`im2col`: overlapping windows sum; padding is cropped away."""
     dx = np.zeros(g.input_shape, dtype=cols.dtype)
     if cols.size:
-        p = g.oh * g.ow
         with _threads():
-            _conv.col2im_kernel(cols.reshape(-1), dx, 0, g.n, *_window_args(g), g.n * p, p)
+            _conv.col2im_kernel(cols.reshape(-1), dx, *_window_args(g))
     return dx
 
 
 # ----------------------------------------------------------------------------- conv
 
 
+def _thread_columns(g: WindowGeometry, dtype) -> np.ndarray:
+    """One image's column buffer per Numba thread: (T, C*KH*KW*OH*OW), reused."""
+    size = g.c * g.kh * g.kw * g.oh * g.ow
+    if _is_pointwise(g):
+        size = 0                                         # the columns are x itself
+    t = numba.get_num_threads()
+    return _buffer("cols", t * size, dtype).reshape(t, size)
+
+
 def conv2d_forward(x, w, b, g: WindowGeometry):
-    """``out[n] = w2 @ cols[n] + b`` with ``w2 = w.reshape(F, C*KH*KW)`` and ``cols[n]``
-    the ``(C*KH*KW, OH*OW)`` columns of image n. Cache: ``(x, w, geometry)``."""
-    f, k, p = w.shape[0], g.c * g.kh * g.kw, g.oh * g.ow
+    """``out[n] = w2 @ cols_n + b`` with ``w2 = w.reshape(F, C*KH*KW)`` and ``cols_n`` the
+    ``(C*KH*KW, OH*OW)`` columns of image n, one image per thread. Cache: ``(x, w, g)``."""
+    f = w.shape[0]
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
         return out, (x, w, g)
-    w2 = w.reshape(f, k)
-    out3 = out.reshape(g.n, f, p)
-    with _threads():
-        if _is_pointwise(g):
-            np.matmul(w2, x.reshape(g.n, g.c, p), out=out3)
-            _conv.add_bias_kernel(out3, b, 0, g.n)
-        else:
-            nb = _chunk(k * p, x.itemsize)
-            buf = _buffer("cols", min(nb, g.n) * k * p, x.dtype)
-            for n0 in range(0, g.n, nb):
-                m = min(nb, g.n - n0)
-                cols = buf[:m * k * p]
-                _conv.im2col_kernel(x, cols, n0, m, *_window_args(g), p, k * p)
-                np.matmul(w2, cols.reshape(m, k, p), out=out3[n0:n0 + m])
-                _conv.add_bias_kernel(out3, b, n0, m)
+    with _threads(), _single_threaded_blas():
+        _conv.conv_forward_kernel(x, w.reshape(f, -1), b, out.reshape(g.n, f, -1),
+                                  _thread_columns(g, x.dtype), _is_pointwise(g),
+                                  *_window_args(g))
     return out, (x, w, g)
 
 
 def conv2d_backward(dout, cache):
-    """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols[n].T``, ``dx = col2im(w2.T @ dout)``,
-    chunk by chunk (no whole-batch column matrix)."""
+    """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols_n.T``, ``dx[n] = col2im(w2.T @ dout[n])``.
+
+    ``dw`` is deterministic: each image's product goes to its own slot of a chunk of
+    ``nb`` images (``nb`` fixed by :data:`COLUMN_BUDGET_BYTES` and the shapes, at least 8),
+    and the slots are added in image order, in float64."""
     x, w, g = cache
-    f, k, p = w.shape[0], g.c * g.kh * g.kw, g.oh * g.ow
+    f, k = w.shape[0], g.c * g.kh * g.kw
     dtype = dout.dtype
     dx = np.empty(g.input_shape, dtype=dtype)
     if g.n == 0:
         return dx, np.zeros(w.shape, dtype=dtype), np.zeros(f, dtype=dtype)
-    w2t = w.reshape(f, k).T                              # (K, F) view; BLAS transposes it
-    dout3 = dout.reshape(g.n, f, p)
+    dout3 = dout.reshape(g.n, f, -1)
     db64 = np.empty(f, dtype=np.float64)
     dw64 = np.zeros((f, k), dtype=np.float64)
-    pointwise = _is_pointwise(g)
-    # Per image: columns (K*P) and its dw partial product (F*K) must fit the budget.
-    nb = _chunk(max(k * p, f * k) if not pointwise else f * k, dtype.itemsize)
-    parts_buf = _buffer("dw_parts", min(nb, g.n) * f * k, dtype)
-    cols_buf = None if pointwise else _buffer("cols", min(nb, g.n) * k * p, dtype)
-    with _threads():
+    nb = min(g.n, max(8, _chunk(f * k, dtype.itemsize)))
+    parts = _buffer("dw_parts", nb * f * k, dtype).reshape(nb, f, k)
+    with _threads(), _single_threaded_blas():
         _conv.channel_sum_kernel(dout3, db64)
-        if pointwise:
-            np.matmul(w2t, dout3, out=dx.reshape(g.n, g.c, p))
+        cols = _thread_columns(g, dtype)
         for n0 in range(0, g.n, nb):
             m = min(nb, g.n - n0)
-            d = dout3[n0:n0 + m]                         # (m, F, P)
-            if pointwise:
-                cols3 = x[n0:n0 + m].reshape(m, k, p)
-            else:
-                cols = cols_buf[:m * k * p]
-                _conv.im2col_kernel(x, cols, n0, m, *_window_args(g), p, k * p)
-                cols3 = cols.reshape(m, k, p)
-            parts = parts_buf[:m * f * k].reshape(m, f, k)
-            np.matmul(d, cols3.transpose(0, 2, 1), out=parts)  # dout[n] @ cols[n].T
-            _conv.accumulate_kernel(dw64, parts)
-            if not pointwise:
-                np.matmul(w2t, d, out=cols3)             # dcols[n] = w2.T @ dout[n]
-                _conv.col2im_kernel(cols, dx, n0, m, *_window_args(g), p, k * p)
+            _conv.conv_backward_kernel(x, w.reshape(f, k), dout3, dx, parts, cols, n0, m,
+                                       _is_pointwise(g), *_window_args(g))
+            _conv.accumulate_kernel(dw64, parts[:m])
     return dx, dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
 
 
