@@ -6,8 +6,9 @@ their sum with the whole (``total``, measured as in the report):
 
 * ``im2col``: ``fastcnn.kernels.im2col`` on the backend, on a chunk of ``n_chunk``
   images (the backend's own chunk when it says, else one whose column matrix fits
-  its workspace budget, as a bounded-workspace conv does), scaled by ``N / n_chunk``. Counted twice (forward, and again in the backward for
-  ``dW``) unless the forward cache holds the whole column matrix, then once.
+  its workspace budget, as a bounded-workspace conv does), scaled by
+  ``N / n_chunk``. Counted twice (forward, and again in the backward for ``dW``)
+  unless the forward cache holds the whole column matrix, then once.
 * ``gemm``: the three products of one chunk with NumPy/OpenBLAS —
   ``W2 @ cols``, ``dout2 @ cols.T``, ``W2.T @ dout2`` — scaled by ``N / n_chunk``.
 * ``col2im``: ``fastcnn.kernels.col2im`` on the backend on one chunk, scaled.

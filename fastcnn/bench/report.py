@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -113,7 +114,9 @@ def _callable(case, direction, backend, inp):
     return C.kernel_callable(case, direction, backend, inp)
 
 
-def _measure_kernels(opts, machine, use_torch, progress):
+def _measure_kernels(opts, machine, use_torch, progress, errors):
+    """Time every planned (case, direction, backend) at every thread count. A backend
+    that raises is reported in ``errors`` (and skipped) instead of ending the report."""
     rows = []
     by_case = {}
     for case, direction, backend in _plan(opts, use_torch):
@@ -123,9 +126,14 @@ def _measure_kernels(opts, machine, use_torch, progress):
         with pinned_threads(max(opts.threads)):
             reference = C.kernel_outputs(case, "fwd+bwd", "numpy", inp)
         for direction, backend in items:
-            with pinned_threads(max(opts.threads)):
-                check, err = _check(case, direction, backend, inp, reference)
-            fn = _callable(case, direction, backend, inp)
+            try:
+                with pinned_threads(max(opts.threads)):
+                    check, err = _check(case, direction, backend, inp, reference)
+                fn = _callable(case, direction, backend, inp)
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                errors.append(f"{case.name} {direction} {backend}: {type(exc).__name__}: {exc}")
+                progress.update(len(opts.threads))
+                continue
             amount = C.work(case, direction, inp["x"].itemsize)
             for threads in opts.threads:
                 progress.set_postfix_str(f"{case.name} {direction} {backend} {threads}t")
@@ -421,11 +429,17 @@ def run_report(opts: Options, out=None) -> dict:
                       f"np.copyto of {bw['megabytes']} MB, read + write counted"])
         _table(["limit", "measured", "how"], lines, out)
 
-        rows = _measure_kernels(opts, machine, use_torch, progress)
+        errors = []
+        rows = _measure_kernels(opts, machine, use_torch, progress, errors)
         print("## Kernels\n", file=out)
         print("Times are per call; x numpy / x GEMMs / x torch = this time / that one "
               "(same case, direction, threads); below 1 is faster.\n", file=out)
         _print_kernel_tables(rows, out)
+        if errors:
+            print("### Errors (these were not timed)\n", file=out)
+            for line in errors:
+                print(f"- {line}", file=out)
+            print(file=out)
 
         summary = _target_summary(rows, opts, out)
         if summary:
@@ -437,7 +451,11 @@ def run_report(opts: Options, out=None) -> dict:
         memory = _memory_section(opts, out, progress) if opts.memory else None
         steps = _steps_section(opts, use_torch, out, progress)
 
+    load_end = os.getloadavg()[0]
+    print(f"(load average at the end: {load_end:.2f}; started at "
+          f"{machine['info']['load_avg'][0]:.2f})", file=out)
     results = {"started": started.isoformat(), "command": opts.command,
+               "load_avg_end": load_end, "errors": errors,
                "options": asdict(opts), "machine": machine, "kernels": rows,
                "targets": [dict(zip(["case", "backend", "target", "measured", "verdict"], s))
                            for s in summary],
