@@ -92,6 +92,7 @@ def measure_here(case_name: str, n: int, backend: str) -> dict:
             "traced_peak_mb": traced_peak / mib,
             "rss_before_mb": rss_before / mib, "rss_peak_mb": rss_peak / mib,
             "rss_method": "VmHWM after clear_refs" if reset else "ru_maxrss",
+            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / mib,
             "workspace_traced_mb": (traced_peak - results_bytes) / mib,
             "workspace_rss_mb": (rss_peak - rss_before - results_bytes) / mib}
 
