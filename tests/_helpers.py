@@ -47,14 +47,6 @@ def skip_unless_available(name: str) -> None:
         pytest.skip(f"backend {name!r} unavailable: {reason}")
 
 
-#: Known bug (reported, not ours to fix): the reference ``maxpool2d_backward`` reshapes
-#: ``argmax`` with ``-1`` and fails on an empty batch (N == 0). Non-strict, limited to
-#: ValueError: when it is fixed these tests simply pass.
-POOL_N0_BACKWARD_BUG = pytest.mark.xfail(
-    raises=ValueError, strict=False,
-    reason="reference maxpool2d_backward: argmax.reshape(N*C, -1) fails for N == 0")
-
-
 def case_ids(cases):
     return [case.id for case in cases]
 

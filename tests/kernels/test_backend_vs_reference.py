@@ -24,9 +24,7 @@ import _helpers as H
 
 GRID = ([("conv2d", c) for c in CONV_CASES] + [("im2col", c) for c in IM2COL_CASES]
         + [("maxpool2d", c) for c in POOL_CASES] + [("batchnorm", c) for c in BATCHNORM_CASES])
-GRID = [pytest.param(k, c, id=f"{k}-{c.id}",
-                     marks=H.POOL_N0_BACKWARD_BUG if (k, c.id) == ("maxpool2d", "N0") else ())
-        for k, c in GRID]
+GRID = [pytest.param(k, c, id=f"{k}-{c.id}") for k, c in GRID]
 
 
 @pytest.mark.parametrize("kernel, case", GRID)
