@@ -59,8 +59,13 @@ def _im2col_plane(plane, cols, base, row_stride, kh, kw, sh, sw, pt, pl, oh, ow)
                 src = plane[h]
                 for q in range(lo):
                     cols[dst + q] = 0
-                for q in range(lo, hi):
-                    cols[dst + q] = src[q * sw - pl + j]
+                if sw == 1:                             # unit stride: a vectorisable copy
+                    off = j - pl
+                    for q in range(lo, hi):
+                        cols[dst + q] = src[q + off]
+                else:
+                    for q in range(lo, hi):
+                        cols[dst + q] = src[q * sw - pl + j]
                 for q in range(hi, ow):
                     cols[dst + q] = 0
 
@@ -82,8 +87,13 @@ def _col2im_plane(cols, base, row_stride, plane, kh, kw, sh, sw, pt, pl, oh, ow)
                     continue
                 dst = plane[h]
                 src = row + r * ow
-                for q in range(lo, hi):
-                    dst[q * sw - pl + j] += cols[src + q]
+                if sw == 1:
+                    off = j - pl
+                    for q in range(lo, hi):
+                        dst[q + off] += cols[src + q]
+                else:
+                    for q in range(lo, hi):
+                        dst[q * sw - pl + j] += cols[src + q]
 
 
 @njit(parallel=True, **_JIT)
