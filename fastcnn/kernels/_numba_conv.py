@@ -39,19 +39,19 @@ def _valid_range(offset, stride, size, count):
 
 
 @njit(**_JIT)
-def _im2col_plane(plane, cols, base, row_stride, kh, kw, sh, sw, pt, pl, oh, ow):
-    """Unfold one (H, W) input plane: for every window offset (i, j),
-    ``cols[base + (i*kw + j)*row_stride + r*ow + q] = plane_pad[r*sh + i, q*sw + j]``
-    (zero where the window covers padding)."""
+def _im2col_plane(plane, cols, base, row_stride, r0, r1, kh, kw, sh, sw, pt, pl, ow):
+    """Unfold output rows ``r0 <= r < r1`` of one (H, W) input plane: for every window
+    offset (i, j), ``cols[base + (i*kw + j)*row_stride + (r - r0)*ow + q] =
+    plane_pad[r*sh + i, q*sw + j]`` (zero where the window covers padding)."""
     H, W = plane.shape
     for i in range(kh):
         for j in range(kw):
             row = base + (i * kw + j) * row_stride
             # Columns q in [lo, hi) read a real pixel; the rest read padding.
             lo, hi = _valid_range(j - pl, sw, W, ow)
-            for r in range(oh):
+            for r in range(r0, r1):
                 h = r * sh - pt + i
-                dst = row + r * ow
+                dst = row + (r - r0) * ow
                 if h < 0 or h >= H:
                     for q in range(ow):
                         cols[dst + q] = 0
@@ -71,22 +71,21 @@ def _im2col_plane(plane, cols, base, row_stride, kh, kw, sh, sw, pt, pl, oh, ow)
 
 
 @njit(**_JIT)
-def _col2im_plane(cols, base, row_stride, plane, kh, kw, sh, sw, pt, pl, oh, ow):
-    """Adjoint of :func:`_im2col_plane`: ``plane = 0``, then add every column entry back
-    to the pixel it was read from. Each pixel receives its contributions in row-major
-    (i, j) order, as in the reference, so the sums match it exactly."""
+def _col2im_plane(cols, base, row_stride, r0, r1, plane, kh, kw, sh, sw, pt, pl, ow):
+    """Adjoint of :func:`_im2col_plane`: add every column entry of output rows
+    ``[r0, r1)`` back to the pixel it was read from (``plane +=``). Each pixel receives
+    its contributions in row-major (i, j) order, as in the reference."""
     H, W = plane.shape
-    plane[:, :] = 0
     for i in range(kh):
         for j in range(kw):
             row = base + (i * kw + j) * row_stride
             lo, hi = _valid_range(j - pl, sw, W, ow)
-            for r in range(oh):
+            for r in range(r0, r1):
                 h = r * sh - pt + i
                 if h < 0 or h >= H:
                     continue
                 dst = plane[h]
-                src = row + r * ow
+                src = row + (r - r0) * ow
                 if sw == 1:
                     off = j - pl
                     for q in range(lo, hi):
@@ -104,8 +103,8 @@ def im2col_kernel(x, cols, kh, kw, sh, sw, pt, pl, oh, ow):
     for t in prange(N * C):                             # one (image, channel) plane each
         n = t // C
         c = t - n * C
-        _im2col_plane(x[n, c], cols, c * kh * kw * N * P + n * P, N * P,
-                      kh, kw, sh, sw, pt, pl, oh, ow)
+        _im2col_plane(x[n, c], cols, c * kh * kw * N * P + n * P, N * P, 0, oh,
+                      kh, kw, sh, sw, pt, pl, ow)
 
 
 @njit(parallel=True, **_JIT)
@@ -116,59 +115,96 @@ def col2im_kernel(cols, dx, kh, kw, sh, sw, pt, pl, oh, ow):
     for t in prange(N * C):                             # each plane is written by one thread
         n = t // C
         c = t - n * C
-        _col2im_plane(cols, c * kh * kw * N * P + n * P, N * P, dx[n, c],
-                      kh, kw, sh, sw, pt, pl, oh, ow)
+        dx[n, c] = 0
+        _col2im_plane(cols, c * kh * kw * N * P + n * P, N * P, 0, oh, dx[n, c],
+                      kh, kw, sh, sw, pt, pl, ow)
+
+
+@njit(**_JIT)
+def _unfold_tile(x, n, flat, r0, r1, kh, kw, sh, sw, pt, pl, ow):
+    """Columns of image n for output rows [r0, r1): ``flat[:K*tp]`` as (K, tp)."""
+    tp = (r1 - r0) * ow
+    for c in range(x.shape[1]):
+        _im2col_plane(x[n, c], flat, c * kh * kw * tp, tp, r0, r1, kh, kw, sh, sw, pt, pl, ow)
+    return flat[:kh * kw * x.shape[1] * tp].reshape((kh * kw * x.shape[1], tp))
 
 
 @njit(parallel=True, **_JIT)
-def conv_forward_kernel(x, w2, b, out3, cols, pointwise, kh, kw, sh, sw, pt, pl, oh, ow):
+def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise,
+                        kh, kw, sh, sw, pt, pl, oh, ow):
     """Per image n (one thread each): ``out3[n] = w2 @ cols_n + b[:, None]``.
 
-    ``cols_n`` (C*KH*KW, OH*OW) is unfolded into this thread's row of ``cols``
-    (T, C*KH*KW*OH*OW); for a pointwise (1x1, stride 1, unpadded) conv it is
-    ``x[n]`` itself. ``np.dot`` is a BLAS GEMM, single-threaded here (the caller
-    limits BLAS to one thread): the parallelism is over images.
+    ``cols_n`` (C*KH*KW, OH*OW) is unfolded ``rows`` output rows at a time into this
+    thread's row of ``cols`` (usually the whole image in one tile: then the GEMM writes
+    straight into ``out3[n]``; else into ``obuf`` and is copied). For a pointwise
+    (1x1, stride 1, unpadded) conv ``cols_n`` is ``x[n]`` itself. ``np.dot`` is a BLAS
+    GEMM, single-threaded here (the caller limits BLAS): we parallelise over images.
     """
     N, C = x.shape[0], x.shape[1]
-    K, P = w2.shape[1], out3.shape[2]
+    F, P = w2.shape[0], out3.shape[2]
     for n in prange(N):
         o = out3[n]
         if pointwise:
             np.dot(w2, x[n].reshape((C, P)), o)
-        else:
-            flat = cols[get_thread_id()]
-            for c in range(C):
-                _im2col_plane(x[n, c], flat, c * kh * kw * P, P, kh, kw, sh, sw, pt, pl, oh, ow)
-            np.dot(w2, flat.reshape((K, P)), o)
-        for f in range(o.shape[0]):                     # bias, while o is in cache
-            bf = b[f]
-            for p in range(P):
-                o[f, p] += bf
+            for f in range(F):
+                o[f] += b[f]
+            continue
+        tid = get_thread_id()
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            tp = (r1 - r0) * ow
+            cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow)
+            res = o if tp == P else obuf[tid, :F * tp].reshape((F, tp))
+            np.dot(w2, cv, res)
+            for f in range(F):                          # bias, while the tile is in cache
+                bf = b[f]
+                dst = o[f]
+                src = res[f]
+                for p in range(tp):
+                    dst[r0 * ow + p] = src[p] + bf
 
 
 @njit(parallel=True, **_JIT)
-def conv_backward_kernel(x, w2, dout3, dx, parts, cols, n0, nb, pointwise,
+def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows, pointwise,
                          kh, kw, sh, sw, pt, pl, oh, ow):
     """Per image n in ``[n0, n0+nb)`` (one thread each), with ``d = dout3[n]`` (F, P):
     ``parts[n - n0] = d @ cols_n.T`` (this image's share of dw) and
-    ``dx[n] = col2im(w2.T @ d)`` (the GEMM result overwrites the column buffer)."""
+    ``dx[n] = col2im(w2.T @ d)`` (the GEMM result overwrites the column buffer),
+    ``rows`` output rows at a time (tiles in a fixed order, so sums are deterministic;
+    a partial tile's ``dout`` is copied to ``dbuf`` and its dw product to ``pbuf``)."""
     C = x.shape[1]
-    K, P = w2.shape[1], dout3.shape[2]
+    F, P = w2.shape[0], dout3.shape[2]
     for m in prange(nb):
         n = n0 + m
         d = dout3[n]
         if pointwise:
             np.dot(d, x[n].reshape((C, P)).T, parts[m])
             np.dot(w2.T, d, dx[n].reshape((C, P)))
-        else:
-            flat = cols[get_thread_id()]
-            buf = flat.reshape((K, P))
+            continue
+        tid = get_thread_id()
+        dx[n] = 0
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            tp = (r1 - r0) * ow
+            cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow)
+            if tp == P:                                 # the whole image in one tile
+                np.dot(d, cv.T, parts[m])
+                np.dot(w2.T, d, cv)                     # dcols_n, overwriting cols_n
+            else:
+                dt = dbuf[tid, :F * tp].reshape((F, tp))
+                for f in range(F):
+                    dt[f] = d[f, r0 * ow:r1 * ow]
+                if r0 == 0:
+                    np.dot(dt, cv.T, parts[m])
+                else:
+                    ptile = pbuf[tid].reshape(parts[m].shape)
+                    np.dot(dt, cv.T, ptile)
+                    parts[m] += ptile
+                np.dot(w2.T, dt, cv)
+            flat = cols[tid]
             for c in range(C):
-                _im2col_plane(x[n, c], flat, c * kh * kw * P, P, kh, kw, sh, sw, pt, pl, oh, ow)
-            np.dot(d, buf.T, parts[m])
-            np.dot(w2.T, d, buf)                        # dcols_n, overwriting cols_n
-            for c in range(C):
-                _col2im_plane(flat, c * kh * kw * P, P, dx[n, c], kh, kw, sh, sw, pt, pl, oh, ow)
+                _col2im_plane(flat, c * kh * kw * tp, tp, r0, r1, dx[n, c],
+                              kh, kw, sh, sw, pt, pl, ow)
 
 
 @njit(parallel=True, **_JIT)

@@ -6,21 +6,22 @@ and this module does the orchestration: thread count, chunking, BLAS calls.
 
 How it is fast:
 
-- Convolution is im2col + GEMM, but never on a whole-batch column matrix. The batch
-  is cut into chunks of ``nb`` images whose columns fit in :data:`COLUMN_BUDGET_BYTES`
-  (16 MiB; ``nb`` depends only on the shapes, never on the thread count), unfolded
-  per image as ``(nb, C*KH*KW, OH*OW)``, so one stacked BLAS product
-  ``w2 @ cols -> (nb, F, OH*OW)`` writes straight into ``out[n0:n0+nb]``; the bias is
-  then added while the chunk is hot. The column buffer is reused across chunks and
-  calls (fresh temporaries cost page faults). A 1x1, stride-1, unpadded convolution
-  is already a product, ``w2 @ x[n]``, and needs no im2col.
-- Backward: ``dw`` is the sum over images of ``dout[n] @ cols[n].T``, taken chunk by
-  chunk and image by image in a fixed order in float64; ``dx`` is ``col2im(w2.T @ dout)``.
+- Convolution is im2col + GEMM, one image per thread, never a whole-batch column
+  matrix: each Numba thread unfolds its image into its own column buffer
+  ``(C*KH*KW, OH*OW)`` (reused across images and calls: fresh temporaries cost page
+  faults), multiplies with one BLAS GEMM (``np.dot`` inside the jitted loop) straight
+  into ``out[n]``, and adds the bias while ``out[n]`` is in cache. Column memory is
+  one image per thread, whatever N (a larger image than :data:`COLUMN_TILE_BYTES` is
+  unfolded in bands of output rows). BLAS is limited to one
+  thread meanwhile: the parallelism is ours, over images. A 1x1, stride-1, unpadded
+  convolution is already a product, ``w2 @ x[n]``, and needs no im2col.
+- Backward, per image: ``dx[n] = col2im(w2.T @ dout[n])`` and ``dout[n] @ cols_n.T``,
+  this image's share of ``dw``, stored in its own slot; the slots of a chunk of images
+  (:data:`DW_PARTS_BUDGET_BYTES`) are added in image order, in float64.
 - Pooling and batch norm are single jitted passes, one thread per plane / channel.
 
 Every reduction runs in an order fixed by the shapes, so results are bitwise the same
-for any thread count. The BLAS products run on NumPy's BLAS with its own threads
-(threadpoolctl controls those); ``fastcnn.set_num_threads`` sets Numba's threads.
+for any thread count; ``fastcnn.set_num_threads`` sets Numba's thread count.
 
 Importing this module imports Numba: it is how :mod:`fastcnn.backend` knows Numba works.
 With ``NUMBA_DISABLE_JIT=1`` everything runs as plain (slow) Python.
@@ -46,12 +47,17 @@ NAME = "numba"
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
     "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
-    "backend_info", "COLUMN_BUDGET_BYTES",
+    "backend_info", "DW_PARTS_BUDGET_BYTES", "COLUMN_TILE_BYTES",
 ]
 
-#: Budget of the convolution backward's per-image ``dw`` products, kept for a chunk of
-#: images and then added in image order (a chunk holds at least 8 images).
-COLUMN_BUDGET_BYTES = 16 * 2**20
+#: Memory for the convolution backward's per-image ``dw`` products, kept for a chunk of
+#: images and then added in image order (a chunk holds at least 8 images, so that
+#: 8 threads have work even when one ``dw`` is larger than this budget).
+DW_PARTS_BUDGET_BYTES = 16 * 2**20
+
+#: Largest column tile of one thread: an image whose columns ``(C*KH*KW, OH*OW)`` are
+#: larger is unfolded a band of output rows at a time (at least one row).
+COLUMN_TILE_BYTES = 8 * 2**20
 
 
 def backend_info() -> dict:
@@ -99,8 +105,8 @@ def _buffer(key: str, size: int, dtype) -> np.ndarray:
 
 
 def _chunk(per_image_elements: int, itemsize: int) -> int:
-    """Images per chunk so that ``nb * per_image_elements`` fits the budget (>= 1)."""
-    return max(1, COLUMN_BUDGET_BYTES // max(1, per_image_elements * itemsize))
+    """Images per chunk so that ``nb * per_image_elements`` fits the budget (>= 8)."""
+    return max(8, DW_PARTS_BUDGET_BYTES // max(1, per_image_elements * itemsize))
 
 
 def _window_args(g: WindowGeometry):
@@ -157,26 +163,35 @@ def col2im(cols: np.ndarray, g: WindowGeometry) -> np.ndarray:
 # ----------------------------------------------------------------------------- conv
 
 
-def _thread_columns(g: WindowGeometry, dtype) -> np.ndarray:
-    """One image's column buffer per Numba thread: (T, C*KH*KW*OH*OW), reused."""
-    size = g.c * g.kh * g.kw * g.oh * g.ow
-    if _is_pointwise(g):
-        size = 0                                         # the columns are x itself
+def _tile_rows(g: WindowGeometry, itemsize: int) -> int:
+    """Output rows per column tile: the whole image unless its columns exceed
+    :data:`COLUMN_TILE_BYTES` (fixed, so the tiling never depends on the thread count)."""
+    per_row = g.c * g.kh * g.kw * g.ow * itemsize
+    return max(1, min(g.oh, COLUMN_TILE_BYTES // per_row))
+
+
+def _per_thread(key: str, elements: int, dtype) -> np.ndarray:
+    """A reused (T, elements) scratch array, one row per Numba thread (>= 1 column)."""
     t = numba.get_num_threads()
-    return _buffer("cols", t * size, dtype).reshape(t, size)
+    elements = max(1, elements)
+    return _buffer(key, t * elements, dtype).reshape(t, elements)
 
 
 def conv2d_forward(x, w, b, g: WindowGeometry):
     """``out[n] = w2 @ cols_n + b`` with ``w2 = w.reshape(F, C*KH*KW)`` and ``cols_n`` the
     ``(C*KH*KW, OH*OW)`` columns of image n, one image per thread. Cache: ``(x, w, g)``."""
-    f = w.shape[0]
+    f, k = w.shape[0], g.c * g.kh * g.kw
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
         return out, (x, w, g)
+    pointwise = _is_pointwise(g)
+    rows = _tile_rows(g, x.itemsize)
+    tiled = rows < g.oh and not pointwise
     with _threads(), _single_threaded_blas():
-        _conv.conv_forward_kernel(x, w.reshape(f, -1), b, out.reshape(g.n, f, -1),
-                                  _thread_columns(g, x.dtype), _is_pointwise(g),
-                                  *_window_args(g))
+        cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, x.dtype)
+        obuf = _per_thread("obuf", f * rows * g.ow if tiled else 0, x.dtype)
+        _conv.conv_forward_kernel(x, w.reshape(f, k), b, out.reshape(g.n, f, -1), cols, obuf,
+                                  rows, pointwise, *_window_args(g))
     return out, (x, w, g)
 
 
@@ -184,8 +199,8 @@ def conv2d_backward(dout, cache):
     """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols_n.T``, ``dx[n] = col2im(w2.T @ dout[n])``.
 
     ``dw`` is deterministic: each image's product goes to its own slot of a chunk of
-    ``nb`` images (``nb`` fixed by :data:`COLUMN_BUDGET_BYTES` and the shapes, at least 8),
-    and the slots are added in image order, in float64."""
+    ``nb`` images (``nb`` fixed by :data:`DW_PARTS_BUDGET_BYTES` and the shapes, never
+    by the thread count), and the slots are added in image order, in float64."""
     x, w, g = cache
     f, k = w.shape[0], g.c * g.kh * g.kw
     dtype = dout.dtype
@@ -195,15 +210,20 @@ def conv2d_backward(dout, cache):
     dout3 = dout.reshape(g.n, f, -1)
     db64 = np.empty(f, dtype=np.float64)
     dw64 = np.zeros((f, k), dtype=np.float64)
-    nb = min(g.n, max(8, _chunk(f * k, dtype.itemsize)))
+    nb = min(g.n, _chunk(f * k, dtype.itemsize))
     parts = _buffer("dw_parts", nb * f * k, dtype).reshape(nb, f, k)
+    pointwise = _is_pointwise(g)
+    rows = _tile_rows(g, dtype.itemsize)
+    tiled = rows < g.oh and not pointwise
     with _threads(), _single_threaded_blas():
         _conv.channel_sum_kernel(dout3, db64)
-        cols = _thread_columns(g, dtype)
+        cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, dtype)
+        dbuf = _per_thread("dbuf", f * rows * g.ow if tiled else 0, dtype)
+        pbuf = _per_thread("pbuf", f * k if tiled else 0, dtype)
         for n0 in range(0, g.n, nb):
             m = min(nb, g.n - n0)
-            _conv.conv_backward_kernel(x, w.reshape(f, k), dout3, dx, parts, cols, n0, m,
-                                       _is_pointwise(g), *_window_args(g))
+            _conv.conv_backward_kernel(x, w.reshape(f, k), dout3, dx, parts, cols, dbuf, pbuf,
+                                       n0, m, rows, pointwise, *_window_args(g))
             _conv.accumulate_kernel(dw64, parts[:m])
     return dx, dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
 
