@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "verify": ("fastcnn.verify", "check every available backend against the NumPy reference"),
     "bench": ("fastcnn.bench", "time the kernels per backend vs the machine, NumPy and PyTorch"),
+    "train": ("fastcnn.train_cli", "train a CNN (default: the built-in digits)"),
 }
 
 

@@ -58,6 +58,7 @@ class Sequential:
         self._logits_loss = None
         self.compiled_metrics: list = []
         self.history = None
+        self.stop_training = False       # a callback sets it to end fit early
         for layer in layers or []:
             self.add(layer)
 
@@ -205,14 +206,47 @@ class Sequential:
                                f"model.compile(optimizer='adam', loss=...) first.")
 
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, shuffle=True,
-            verbose=1, seed=None):
+            verbose=1, seed=None, augment=None, callbacks=None, explosion_guard=True,
+            progress=None, update_ratio_every=None):
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns a
-        :class:`~fastcnn.training.History`. ``seed`` fixes the shuffling order."""
+        :class:`~fastcnn.training.History`.
+
+        Parameters
+        ----------
+        x, y : arrays
+            Inputs of the model's dtype; labels (or one-hot targets).
+        batch_size, epochs : int
+        validation_data : (x_val, y_val), optional
+            Evaluated at the end of every epoch (``val_loss``, ``val_<metric>``).
+        shuffle : bool
+            A new order every epoch, drawn from the generator ``seed`` selects.
+        verbose : 0, 1 or 2
+            0 silent; 1 a progress bar (when stderr is a terminal) and one summary
+            line per epoch; 2 only the summary line.
+        seed : None, int or Generator
+            Fixes shuffling and augmentation (see :func:`fastcnn.random.get_rng`).
+        augment : None, str, or transform
+            A :mod:`fastcnn.augment` transform or spec (``"flip,shift"``) applied to
+            every training batch.
+        callbacks : list of :class:`~fastcnn.callbacks.Callback`
+        explosion_guard : True, False, "warn" or "raise"
+            Stop when the loss becomes non-finite or exceeds 3x the first batch loss,
+            naming the first layer that went non-finite (see :mod:`fastcnn.training`).
+        progress : None or bool
+            Force the progress bar on or off (None: automatic, as ``verbose`` says).
+        update_ratio_every : int, optional
+            Measure update/weight ratios every this many steps (default: about five
+            times per epoch; 0 turns it off).
+
+        Set ``model.stop_training = True`` from a callback to stop after the batch.
+        """
         self._check_compiled("fit")
         self._ensure_built(x)
         return _training.fit(self, x, y, batch_size=batch_size, epochs=epochs,
                              validation_data=validation_data, shuffle=shuffle,
-                             verbose=verbose, seed=seed)
+                             verbose=verbose, seed=seed, augment=augment, callbacks=callbacks,
+                             explosion_guard=explosion_guard, progress=progress,
+                             update_ratio_every=update_ratio_every)
 
     def evaluate(self, x, y, batch_size=32):
         """``[loss, *metrics]`` over ``(x, y)`` in inference mode (the loss alone
@@ -221,10 +255,11 @@ class Sequential:
         self._ensure_built(x)
         return _training.evaluate(self, x, y, batch_size=batch_size)
 
-    def predict(self, x, batch_size=32) -> np.ndarray:
-        """Outputs for ``x`` in inference mode."""
+    def predict(self, x, batch_size=32, tta=None) -> np.ndarray:
+        """Outputs for ``x`` in inference mode; ``tta=True`` (or a dict of
+        :func:`fastcnn.augment.tta_views` options) averages over test-time views."""
         self._ensure_built(x)
-        return _training.predict(self, x, batch_size=batch_size)
+        return _training.predict(self, x, batch_size=batch_size, tta=tta)
 
     # ------------------------------------------------------------- config/IO
     def get_config(self) -> dict:
