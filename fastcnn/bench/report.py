@@ -223,6 +223,27 @@ def _print_kernel_tables(rows, out):
         _table(header, lines, out)
 
 
+def _print_summary(rows, out):
+    """One compact table per thread count: fwd+bwd median ms, backends side by side."""
+    seen = {r["backend"] for r in rows}
+    order = ["cython", "numba", "numpy", "gemms", "torch"]
+    names = [b for b in order if b in seen] + sorted(seen - set(order))
+    for threads in sorted({r["threads"] for r in rows}):
+        index = {(r["case"], r["backend"]): r for r in rows
+                 if r["threads"] == threads and r["direction"] == "fwd+bwd"}
+        cases = list(dict.fromkeys(case for case, _ in index))
+        if not cases:
+            continue
+        print(f"### fwd+bwd median ms, {threads} thread{'s' * (threads > 1)}\n", file=out)
+        lines = []
+        for case in cases:
+            cells = [_ms(index[(case, b)]["median_ms"]) if (case, b) in index else "-"
+                     for b in names]
+            some = next(index[(case, b)] for b in names if (case, b) in index)
+            lines.append([case, some["shape"]] + cells)
+        _table(["case", "shape"] + names, lines, out)
+
+
 def _target_summary(rows, opts, out):
     """One line per BENCHMARKS.md target whose case was run."""
     lines = []
@@ -434,6 +455,7 @@ def run_report(opts: Options, out=None) -> dict:
         print("## Kernels\n", file=out)
         print("Times are per call; x numpy / x GEMMs / x torch = this time / that one "
               "(same case, direction, threads); below 1 is faster.\n", file=out)
+        _print_summary(rows, out)
         _print_kernel_tables(rows, out)
         if errors:
             print("### Errors (these were not timed)\n", file=out)
