@@ -20,6 +20,7 @@ Pseudo-backends: ``torch`` (PyTorch, when importable) and ``gemms`` (the GEMMs a
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -313,14 +314,17 @@ def _memory_section(opts, out, progress):
     return {"measurements": results, "verdicts": verdicts}
 
 
-def _breakdown_section(opts, out, progress):
+def _breakdown_section(opts, out, progress, errors):
     rows = []
     conv_cases = [C.get_case(n) for n in opts.cases if C.get_case(n).kernel == "conv2d"]
     threads = max(opts.threads)
     for case in conv_cases:
         for backend in opts.backends:
             progress.set_postfix_str(f"breakdown {case.name} {backend}")
-            rows.append(conv_breakdown(case, backend, threads, repeats=opts.repeats))
+            try:
+                rows.append(conv_breakdown(case, backend, threads, repeats=opts.repeats))
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                errors.append(f"breakdown {case.name} {backend}: {type(exc).__name__}: {exc}")
             progress.update(1)
     print(f"## Where conv2d forward + backward time goes ({threads} threads, ms)\n", file=out)
     print("Phases timed separately on the same shapes (module fastcnn.bench.breakdown): "
@@ -337,7 +341,7 @@ def _breakdown_section(opts, out, progress):
     return rows
 
 
-def _steps_section(opts, use_torch, out, progress):
+def _steps_section(opts, use_torch, out, progress, errors):
     registry, errors = load_step_benchmarks()
     print("## Training steps\n", file=out)
     if not registry:
@@ -354,14 +358,16 @@ def _steps_section(opts, use_torch, out, progress):
         for backend, build in builders:
             for threads in opts.threads:
                 progress.set_postfix_str(f"step {bench.name} {backend} {threads}t")
-                with pinned_threads(threads):
-                    if backend in ("gemms", "torch"):
+                try:
+                    with pinned_threads(threads), contextlib.ExitStack() as stack:
+                        if backend not in ("gemms", "torch"):
+                            stack.enter_context(use_backend(backend))
                         step = build()
                         times = time_call(step, repeats=opts.repeats, warmup=opts.warmup)
-                    else:
-                        with use_backend(backend):
-                            step = build()
-                            times = time_call(step, repeats=opts.repeats, warmup=opts.warmup)
+                except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                    errors.append(f"step {bench.name} {backend} {threads}t: "
+                                  f"{type(exc).__name__}: {exc}")
+                    continue
                 rows.append({"step": bench.name, "backend": backend, "threads": threads,
                              "median_ms": median(times) * 1e3,
                              "times_ms": [t * 1e3 for t in times]})
@@ -457,11 +463,6 @@ def run_report(opts: Options, out=None) -> dict:
               "(same case, direction, threads); below 1 is faster.\n", file=out)
         _print_summary(rows, out)
         _print_kernel_tables(rows, out)
-        if errors:
-            print("### Errors (these were not timed)\n", file=out)
-            for line in errors:
-                print(f"- {line}", file=out)
-            print(file=out)
 
         summary = _target_summary(rows, opts, out)
         if summary:
@@ -469,10 +470,15 @@ def run_report(opts: Options, out=None) -> dict:
                   file=out)
             _table(["case", "backend", "target", "measured", "verdict"], summary, out)
 
-        breakdown = _breakdown_section(opts, out, progress) if opts.breakdown else []
+        breakdown = _breakdown_section(opts, out, progress, errors) if opts.breakdown else []
         memory = _memory_section(opts, out, progress) if opts.memory else None
-        steps = _steps_section(opts, use_torch, out, progress)
+        steps = _steps_section(opts, use_torch, out, progress, errors)
 
+    if errors:
+        print("## Errors (these were not timed)\n", file=out)
+        for line in errors:
+            print(f"- {line}", file=out)
+        print(file=out)
     load_end = os.getloadavg()[0]
     print(f"(load average at the end: {load_end:.2f}; started at "
           f"{machine['info']['load_avg'][0]:.2f})", file=out)
