@@ -170,9 +170,9 @@ class EarlyStopping(Callback):
 
     An epoch *improves* when ``monitor < best - min_delta`` (mode "min") or
     ``monitor > best + min_delta`` (mode "max"); "auto" means "max" for accuracies and
-    "min" otherwise. After ``patience`` epochs in a row without improvement
-    ``model.stop_training`` is set (``patience=0``: stop at the first epoch that does
-    not improve).
+    "min" otherwise. Once ``max(patience, 1)`` epochs in a row have not improved,
+    ``model.stop_training`` is set (Keras' rule: ``patience=0`` and ``patience=1`` both
+    stop at the first epoch that does not improve, ``patience=2`` at the second).
 
     Parameters
     ----------
@@ -219,7 +219,7 @@ class EarlyStopping(Callback):
                 self.best_weights = _snapshot(self.model)
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -337,8 +337,8 @@ class LearningRateScheduler(Callback):
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls.
 
-    After ``patience`` epochs without improvement (as in :class:`EarlyStopping`, with
-    ``min_delta``), ``lr <- max(lr * factor, min_lr)``, then wait ``cooldown`` epochs
+    Once ``max(patience, 1)`` epochs in a row have not improved (as in
+    :class:`EarlyStopping`, with ``min_delta``), ``lr <- max(lr * factor, min_lr)``, then wait ``cooldown`` epochs
     before counting again. A per-step schedule on the optimizer is replaced by the
     float rate it had reached, times ``factor``.
 
@@ -380,7 +380,7 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_left > 0:
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             opt = self.model.optimizer
             old = opt.current_learning_rate()
             new = max(old * self.factor, self.min_lr)

@@ -46,6 +46,7 @@ def _last_is_fused(model, i: int) -> bool:
 
 
 # ----------------------------------------------------------------- locate_nonfinite
+@np.errstate(all="ignore")        # the overflows are what we are looking for
 def locate_nonfinite(model, x, y) -> dict:
     """Forward then backward one batch, one layer at a time, checking every array.
 
@@ -319,7 +320,7 @@ class ActivationStats:
         return plot_activation_histograms(self.activations, path, **kwargs)
 
 
-_SEVERITY = ["healthy", "dead", "saturated", "vanishing", "exploding", "non-finite"]
+_SEVERITY = ["healthy", "saturated", "dead", "vanishing", "exploding", "non-finite"]
 
 
 def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
@@ -328,10 +329,12 @@ def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
 
     Layer verdicts (thresholds are arguments): ``non-finite``; ``exploding`` when
     ``std > explode * std(x)``; ``vanishing`` when ``std < vanish * std(x)`` (the
-    0.01-randn tanh net of CS231n: the std shrinks ~5x per layer); ``saturated`` when
-    more than ``saturated`` of a tanh/sigmoid layer's values sit at the flat ends
-    (gradients ~0); ``dead`` when more than ``dead`` of a ReLU layer's units never
-    fire on ``x``; else ``healthy``. A softmax output layer is not judged.
+    0.01-randn tanh net of CS231n: the std shrinks ~5x per layer); ``dead`` (checked
+    before "vanishing", being its usual cause) when more than ``dead`` of a ReLU
+    layer's units never fire on ``x``; ``saturated`` when more than ``saturated`` of
+    a tanh/sigmoid layer's values sit at the flat ends (gradients ~0); else
+    ``healthy``. The model's verdict is the worst layer's (severity: non-finite,
+    exploding, vanishing, dead, saturated). A softmax output layer is not judged.
     """
     from .layers.activations import Softmax
     model._ensure_built(x)
@@ -363,12 +366,12 @@ def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
             verdict = "healthy"
         elif std > explode * x_std:
             verdict = "exploding"
+        elif dead_frac > dead:             # before "vanishing": dead units are the cause
+            verdict = "dead"
         elif std < vanish * x_std:
             verdict = "vanishing"
         elif sat > saturated:
             verdict = "saturated"
-        elif dead_frac > dead:
-            verdict = "dead"
         else:
             verdict = "healthy"
         rows.append({"layer": layer.name, "kind": kind, "mean": mean, "std": std,

@@ -212,12 +212,14 @@ class _RatioMeter:
         self.samples: dict[str, list[float]] = {p.name: [] for p in self.params}
         self.warned: set = set()
 
+    @np.errstate(over="ignore", invalid="ignore")     # a diverging run may overflow
     def before(self) -> None:
         for i, (p, snap) in enumerate(zip(self.params, self.snaps)):
             np.copyto(snap, p.data)
             flat = snap.reshape(-1)
             self.norms[i] = math.sqrt(float(np.dot(flat, flat)))
 
+    @np.errstate(over="ignore", invalid="ignore")
     def after(self) -> None:
         for p, snap, norm in zip(self.params, self.snaps, self.norms):
             np.subtract(p.data, snap, out=snap)          # the update, lr included
