@@ -6,29 +6,31 @@ float64) from :mod:`fastcnn.kernels`; outputs have the input dtype. This module 
 the outputs, handles empty batches (no C call ever sees an empty array) and builds the
 caches; ``fastcnn/kernels/_cython/_kernels.pyx`` releases the GIL and calls C.
 
-Convolution design (serial chunks, parallel inside a chunk: the "b" design)
----------------------------------------------------------------------------
+Convolution design (OpenMP over images, thread-private workspace, single-threaded BLAS)
+------------------------------------------------------------------------------------------
 The classic im2col + GEMM, but never a whole-batch column matrix. The batch is cut into
-chunks of ``nb`` images, ``nb`` the largest count whose workspace fits ``WORKSPACE_BYTES``
-(16 MiB; at least one image, so the workspace is bounded by
-``max(WORKSPACE_BYTES, one image's share)`` whatever N is). Per chunk, in chunk order:
+blocks of ``nb`` consecutive images (:func:`conv_chunk_images`: enough images for a GEMM
+of about ``GEMM_MIN_COLUMNS`` columns, within ``BLOCK_BYTES``; from the geometry only).
+One OpenMP thread does a whole block in its own workspace slot with single-threaded BLAS:
 
-- forward:  ``cols = im2col(x[chunk])`` (C, OpenMP over planes), ``buf = W2 @ cols``
-  (BLAS), ``out[chunk] = buf + b`` copied to NCHW with the bias add fused (C, OpenMP).
-- backward: ``cols = im2col(x[chunk])``, ``buf = dout[chunk]`` gathered to (F, nb*P) while
-  ``db`` is summed in double (C), ``dw (+)= buf @ cols.T`` (BLAS, accumulating with
-  beta = 1 from the second chunk on), ``cols = W2.T @ buf`` (BLAS), ``dx[chunk] =
-  col2im(cols)`` (C, OpenMP).
+- forward:  ``cols = im2col(x[blk])``, ``out[blk] = W2 @ cols + b`` (the GEMM writes
+  ``out[n]`` directly when nb == 1, else a buffer copied to NCHW with the bias fused).
+- backward: ``cols = im2col(x[blk])``, ``dW_g (+)= dout[blk] @ cols.T``, ``db_g +=
+  sum(dout[blk])`` (double), ``cols = W2.T @ dout[blk]``, ``dx[blk] = col2im(cols)``.
 
-Threads: ``fastcnn.backend.get_num_threads()`` OpenMP threads, one level at a time. Each
-GEMM is cut into fixed column blocks of its output, one single-threaded BLAS call per block,
-shared out by OpenMP (``_gemm_par`` in _kernels.pyx); BLAS's own threads are limited to 1
-with threadpoolctl during the call (no oversubscription). We do not use BLAS's threads
-because OpenBLAS's threaded GEMM gives different bits for 1 and 2 threads on some shapes
-(observed for dW), and every kernel here is bitwise identical for any thread count: the C
-loops give each output element to exactly one iteration with a fixed order, GEMM blocks
-depend on the shapes only, and dw accumulates chunk by chunk in chunk order, with chunks
-that depend on the geometry only (tested in tests/kernels/test_cython_specific.py).
+The blocks are split into ``G = min(blocks, MAX_GROUPS)`` fixed groups of consecutive
+blocks; a group's partial ``dW_g``/``db_g`` is accumulated in block order by one thread
+and the partials are summed in group order at the end. Forward and dx are per-image
+independent. Nothing depends on the thread count, so results are bitwise identical for
+any number of threads (tested in tests/kernels/test_cython_specific.py). Why not BLAS's own
+threads: OpenBLAS's threaded GEMM gives different bits for 1 and 2 threads on some shapes,
+and many small per-block GEMMs are not worth splitting; BLAS is limited to one thread with
+threadpoolctl during the call (no oversubscription).
+
+Workspace: ``n_threads`` slots of one block's ``cols`` + ``buf`` (``(C*KH*KW + F) * nb*OH*OW``
+elements each) plus the ``G`` partials of dW (``G * F*C*KH*KW``): bounded by the thread
+count and the layer's size, never by N. The slots are kept between calls (reused, so no
+page faults on fresh memory every call; see ``_take``).
 
 A 1x1 kernel with stride 1 and no padding needs no im2col: ``x[n]`` seen as (C, H*W) IS the
 column matrix, so ``out[n] = W2 @ x[n]`` is one GEMM per image straight into NCHW.
@@ -56,11 +58,18 @@ __all__ = [
     "backend_info", "WORKSPACE_BYTES", "conv_chunk_images",
 ]
 
-#: Budget of the conv workspace (column matrix + GEMM buffer) per call, in bytes.
-WORKSPACE_BYTES = 16 * 2**20
+#: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
+BLOCK_BYTES = 8 * 2**20
+#: Images are grouped into a block until its GEMMs have about this many columns.
+GEMM_MIN_COLUMNS = 256
+#: Number of dW partials (groups of blocks) in the backward; fixed, not the thread count.
+MAX_GROUPS = 8
+#: Reported budget: what the slots of 2 threads and the partials of the bench layers need.
+WORKSPACE_BYTES = 64 * 2**20
 
 _INT32_MAX = 2**31 - 1   # scipy's BLAS takes 32-bit int dimensions
 _controller = None
+_workspaces: dict = {}   # (name, dtype) -> a flat array kept between calls (see _take)
 
 
 def backend_info() -> dict:
@@ -68,7 +77,7 @@ def backend_info() -> dict:
     return {
         "openmp": _kernels.openmp_enabled(),
         "max_threads": _kernels.max_threads(),
-        "conv_workspace_bytes": WORKSPACE_BYTES,
+        "conv_block_bytes": BLOCK_BYTES,
     }
 
 
@@ -95,10 +104,43 @@ def _is_1x1(g: WindowGeometry) -> bool:
 
 
 def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
-    """Images per conv chunk: the most whose workspace ``(C*KH*KW + F) * OH*OW`` elements
-    each fits :data:`WORKSPACE_BYTES`; at least 1, at most N (or 1 when N == 0)."""
-    per_image = (g.c * g.kh * g.kw + f) * g.oh * g.ow * itemsize
-    return int(max(1, min(max(g.n, 1), WORKSPACE_BYTES // per_image)))
+    """Images per conv block ``nb``: ``ceil(GEMM_MIN_COLUMNS / (OH*OW))`` (so a GEMM has
+    enough columns to run well), at most what fits :data:`BLOCK_BYTES` (``(C*KH*KW + F) *
+    OH*OW`` elements per image), at least 1, at most N. 1 for the 1x1 path (x[n] is its own
+    column matrix). Depends on the geometry only, never on the thread count."""
+    if _is_1x1(g):
+        return 1
+    p = g.oh * g.ow
+    per_image = (g.c * g.kh * g.kw + f) * p * itemsize
+    want = -(-GEMM_MIN_COLUMNS // p)
+    return int(max(1, min(max(g.n, 1), want, BLOCK_BYTES // per_image)))
+
+
+def _take(name: str, size: int, dtype) -> np.ndarray:
+    """A flat workspace of at least ``size`` elements, reused across calls: allocating
+    fresh memory every call costs page faults (15-20% of a step here). ``dict.pop`` is
+    atomic, so two Python threads never get the same array (the second allocates)."""
+    key = (name, np.dtype(dtype).str)
+    arr = _workspaces.pop(key, None)
+    if arr is None or arr.size < size:
+        arr = np.empty(max(size, 1), dtype=dtype)
+    return arr
+
+
+def _give(name: str, arr: np.ndarray) -> None:
+    """Return a workspace taken with :func:`_take` for the next call."""
+    _workspaces[(name, arr.dtype.str)] = arr
+
+
+def _conv_plan(g: WindowGeometry, f: int, dtype):
+    """``(nb, slot, groups)``: images per block, workspace elements per thread slot, and
+    number of blocks, for :func:`conv2d_forward` / :func:`conv2d_backward`."""
+    nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize)
+    p = g.oh * g.ow
+    slot = 0 if _is_1x1(g) else (g.c * g.kh * g.kw + f) * nb * p
+    nblocks = -(-g.n // nb)
+    _check_blas_dims("conv2d", columns=nb * p, rows=g.c * g.kh * g.kw)
+    return nb, slot, nblocks
 
 
 def _check_blas_dims(where: str, **dims) -> None:
@@ -125,24 +167,19 @@ def col2im(cols, g: WindowGeometry):
 
 
 def conv2d_forward(x, w, b, g: WindowGeometry):
-    """``out = W2 @ im2col(x) + b`` as (N, F, OH, OW), chunk by chunk. Cache ``(x, w, g)``."""
+    """``out = W2 @ im2col(x) + b`` as (N, F, OH, OW), block by block. Cache ``(x, w, g)``."""
     f = w.shape[0]
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
         return out, (x, w, g)
     nt = _threads()
-    if _is_1x1(g):
-        _check_blas_dims("conv2d_forward", pixels=g.h * g.w)
+    nb, slot, _ = _conv_plan(g, f, x.dtype)
+    work = _take("conv_work", nt * slot, x.dtype)
+    try:
         with _blas_threads(1):
-            _kernels.conv2d_forward_1x1(x, w, b, out, nt)
-        return out, (x, w, g)
-    nb = conv_chunk_images(g, f, x.dtype.itemsize)
-    p = g.oh * g.ow
-    _check_blas_dims("conv2d_forward", columns=nb * p, rows=g.c * g.kh * g.kw)
-    cols = np.empty(g.c * g.kh * g.kw * nb * p, dtype=x.dtype)
-    buf = np.empty(f * nb * p, dtype=x.dtype)
-    with _blas_threads(1):
-        _kernels.conv2d_forward(x, w, b, out, cols, buf, g, nb, nt)
+            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, _is_1x1(g), nt)
+    finally:
+        _give("conv_work", work)
     return out, (x, w, g)
 
 
@@ -157,17 +194,19 @@ def conv2d_backward(dout, cache):
         dw.fill(0)
         return dx, dw, db.astype(dout.dtype)
     nt = _threads()
-    if _is_1x1(g):
+    nb, slot, nblocks = _conv_plan(g, f, x.dtype)
+    groups = min(nblocks, MAX_GROUPS)
+    work = _take("conv_work", nt * slot, x.dtype)
+    parts = _take("conv_dw_parts", groups * w.size, x.dtype)
+    db_parts = np.zeros((groups, f), dtype=np.float64)
+    try:
         with _blas_threads(1):
-            _kernels.conv2d_backward_1x1(dout, x, w, dx, dw, db, nt)
-        return dx, dw, db.astype(dout.dtype)
-    nb = conv_chunk_images(g, f, x.dtype.itemsize)
-    p = g.oh * g.ow
-    _check_blas_dims("conv2d_backward", columns=nb * p, rows=g.c * g.kh * g.kw)
-    cols = np.empty(g.c * g.kh * g.kw * nb * p, dtype=x.dtype)
-    buf = np.empty(f * nb * p, dtype=x.dtype)
-    with _blas_threads(1):
-        _kernels.conv2d_backward(dout, x, w, dx, dw, db, cols, buf, g, nb, nt)
+            _kernels.conv2d_backward(dout, x, w, dx, dw, db,
+                                     parts[:groups * w.size].reshape(groups, w.size),
+                                     db_parts, work, slot, g, nb, _is_1x1(g), nt)
+    finally:
+        _give("conv_work", work)
+        _give("conv_dw_parts", parts)
     return dx, dw, db.astype(dout.dtype)
 
 

@@ -56,9 +56,10 @@ def test_conv_1x1_path_matches_reference(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_many_chunks_matches_reference(dtype, rng, monkeypatch):
-    # A tiny budget forces one image per chunk: dw then accumulates over 7 GEMMs.
-    monkeypatch.setattr(cython_backend, "WORKSPACE_BYTES", 1)
+def test_conv_one_image_blocks_matches_reference(dtype, rng, monkeypatch):
+    # A tiny block budget forces one image per block: the GEMMs then write out[n] and read
+    # dout[n] directly, and dw sums 7 groups of one image each.
+    monkeypatch.setattr(cython_backend, "BLOCK_BYTES", 1)
     x = rng.standard_normal((7, 3, 9, 8)).astype(dtype)
     w = rng.standard_normal((4, 3, 3, 2)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
@@ -68,16 +69,42 @@ def test_conv_many_chunks_matches_reference(dtype, rng, monkeypatch):
         np.testing.assert_allclose(got, ref, **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("max_groups", [1, 3, 8])
+def test_conv_multi_image_blocks_and_groups_match_reference(dtype, max_groups, rng,
+                                                             monkeypatch):
+    # 5x5 outputs: 11 images per block; N = 50 -> 5 blocks, the last one short; with
+    # max_groups 3 the groups hold 1 or 2 blocks (dw accumulates with beta = 1).
+    monkeypatch.setattr(cython_backend, "MAX_GROUPS", max_groups)
+    x = rng.standard_normal((50, 3, 5, 5)).astype(dtype)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    g = K._window_geometry("t", x.shape, 3, 3, 1, 1)
+    assert cython_backend.conv_chunk_images(g, 6, x.dtype.itemsize) == 11
+    for ref, got in zip(*_conv_both(x, w, b, 1, 1)):
+        np.testing.assert_allclose(got, ref, **TOL[dtype])
+
+
+def test_conv_workspace_is_reused(rng):
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    with B.use_backend("cython"):
+        K.conv2d_forward(x, w, None, 1, 1)
+        first = cython_backend._workspaces[("conv_work", np.dtype(np.float32).str)]
+        K.conv2d_forward(x, w, None, 1, 1)
+        assert cython_backend._workspaces[("conv_work", np.dtype(np.float32).str)] is first
+
+
 def test_conv_workspace_does_not_grow_with_batch(rng):
     """Peak extra memory of forward+backward (beyond inputs and outputs) stays within the
     budget for N = 2 and N = 32: no whole-batch column matrix."""
     w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
     b = np.zeros(8, np.float32)
-    budget = cython_backend.WORKSPACE_BYTES
+    budget = 2 * cython_backend.BLOCK_BYTES   # two threads' slots; the dw partials are tiny
     for n in (2, 32):
         x = rng.standard_normal((n, 16, 64, 64)).astype(np.float32)
         whole_batch_cols = 16 * 9 * n * 64 * 64 * 4
-        with B.use_backend("cython"):
+        with B.use_backend("cython"), B.use_num_threads(2):
             tracemalloc.start()
             out, cache = K.conv2d_forward(x, w, b, 1, 1)
             dx, dw, db = K.conv2d_backward(out, cache)
