@@ -1,0 +1,84 @@
+"""fastcnn.models: parameter counts equal Keras' for the same architectures, forward
+shapes, and the name registry."""
+
+import numpy as np
+import pytest
+
+import fastcnn
+import fastcnn.random
+from fastcnn import models
+from fastcnn.layers import Residual
+
+
+@pytest.fixture(autouse=True)
+def _numpy_backend():
+    fastcnn.random.seed(0)
+    with fastcnn.use_backend("numpy"):
+        yield
+
+
+# Counts worked out layer by layer in each builder's docstring (Keras counts the same:
+# weights + biases, and for BatchNormalization gamma, beta and the two moving statistics).
+@pytest.mark.parametrize("build, params, input_shape", [
+    (models.digits_cnn, 30_634, (1, 8, 8)),
+    (models.lenet5, 61_706, (1, 28, 28)),
+    (models.mnist_net, 122_270, (1, 28, 28)),
+    (models.cifar10_net, 157_578, (3, 32, 32)),
+    (lambda: models.cifar10_net(batch_norm=True), 157_578 + 4 * (64 + 128), (3, 32, 32)),
+    (lambda: models.cifar10_net(dropout=0.25), 157_578, (3, 32, 32)),
+], ids=["digits_cnn", "lenet5", "mnist_net", "cifar10_net", "cifar10_net-bn",
+        "cifar10_net-dropout"])
+def test_parameter_counts_and_forward_shapes(build, params, input_shape):
+    model = build()
+    assert model.count_params() == params
+    assert model.input_shape == input_shape
+    x = np.random.default_rng(0).random((2,) + input_shape, dtype=np.float32)
+    probs = model.predict(x)
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_mnist_net_layer_shapes_follow_benchmarks_md():
+    model = models.mnist_net()
+    shapes = [layer.output_shape for layer in model.layers]
+    assert shapes == [(4, 28, 28), (8, 14, 14), (12, 7, 7), (588,), (200,), (10,)]
+
+
+def test_cifar10_net_layer_shapes_follow_benchmarks_md():
+    shapes = [layer.output_shape for layer in models.cifar10_net().layers]
+    assert shapes == [(64, 32, 32), (64, 16, 16), (128, 16, 16), (128, 8, 8), (8192,), (10,)]
+
+
+def test_small_resnet_uses_residual_blocks():
+    model = models.small_resnet(input_shape=(3, 16, 16), classes=5, filters=(8, 16), blocks=2)
+    blocks = [layer for layer in model.layers if isinstance(layer, Residual)]
+    assert len(blocks) == 4
+    assert blocks[0].shortcut is None and blocks[2].shortcut is not None   # stride-2 stage
+    x = np.random.default_rng(0).random((2, 3, 16, 16), dtype=np.float32)
+    assert model.predict(x).shape == (2, 5)
+    model.compile("adam", metrics=["accuracy"])
+    loss = model.evaluate(x, np.array([0, 1]))[0]
+    assert np.isfinite(loss)
+
+
+def test_vgg16_count_equals_keras():
+    # keras.applications.VGG16(include_top=True, weights=None).count_params()
+    model = models.vgg16()
+    assert model.count_params() == 138_357_544
+    assert model.layers[-1].output_shape == (1000,)
+    assert [layer.output_shape for layer in model.layers if type(layer).__name__ ==
+            "MaxPooling2D"][-1] == (512, 7, 7)
+
+
+def test_vgg16_small_input_and_classes():
+    model = models.vgg16(input_shape=(3, 32, 32), classes=10)
+    # 13 conv layers (14,714,688) + 512->4096 + 4096->4096 + 4096->10
+    assert model.count_params() == 14_714_688 + 512 * 4096 + 4096 + 4096 * 4096 + 4096 + 40_970
+
+
+def test_registry():
+    assert set(models.MODELS) >= {"digits_cnn", "lenet5", "mnist_net", "cifar10_net",
+                                  "small_resnet", "vgg16"}
+    assert models.get("mnist-net").name == "mnist_net"
+    with pytest.raises(ValueError, match="models.get: name must be one of .*; got 'alexnet'"):
+        models.get("alexnet")
