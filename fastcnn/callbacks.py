@@ -338,8 +338,8 @@ class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls.
 
     Once ``max(patience, 1)`` epochs in a row have not improved (as in
-    :class:`EarlyStopping`, with ``min_delta``), ``lr <- max(lr * factor, min_lr)``, then wait ``cooldown`` epochs
-    before counting again. A per-step schedule on the optimizer is replaced by the
+    :class:`EarlyStopping`, with ``min_delta``), ``lr <- max(lr * factor, min_lr)``,
+    then wait ``cooldown`` epochs before counting again. A per-step schedule on the optimizer is replaced by the
     float rate it had reached, times ``factor``.
 
     Attributes

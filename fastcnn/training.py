@@ -19,10 +19,14 @@ One training step, in the order CS231n teaches it::
 * **History**: per-epoch ``loss``, metrics, ``val_*`` and ``lr`` (the rate in force
   at the start of the epoch), plus ``update_ratios`` and ``diverged``.
 * **Explosion guard**: when a batch loss is NaN/Inf or exceeds
-  ``EXPLOSION_FACTOR`` (3) times the first batch's loss, the update is *not* applied,
+  ``EXPLOSION_FACTOR`` (3) times a reference loss, the update is *not* applied,
   the batch is re-run layer by layer to find the first layer whose weights,
   activations or gradients are non-finite (:func:`fastcnn.diagnostics.locate_nonfinite`),
-  and training stops. Default (``explosion_guard=True``): a :class:`FastCNNWarning`
+  and training stops. The reference is the first batch's loss in this ``fit``, or,
+  for a softmax cross-entropy, the chance-level loss ``ln(C)`` when that is larger:
+  a model that is already trained (a second ``fit``) starts with a tiny loss whose
+  batch-to-batch noise easily triples, while a real explosion quickly passes
+  ``3 ln(C)``. Default (``explosion_guard=True``): a :class:`FastCNNWarning`
   with the diagnosis, ``history.diverged`` holds it, and ``fit`` returns normally
   (the history of the completed epochs is kept; checkpoints already written are never
   touched, since no epoch end is reached). ``explosion_guard="raise"`` raises
@@ -257,10 +261,19 @@ def _format_logs(epoch: int, epochs: int, logs: dict, seconds: float) -> str:
     return " - ".join(parts)
 
 
+def _reference_floor(model) -> float:
+    """``ln(C)`` for a (sparse) categorical cross-entropy on C classes, else 0."""
+    from .losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
+    if isinstance(model.loss, (SparseCategoricalCrossentropy, CategoricalCrossentropy)):
+        classes = model.output_shape[-1] if model.output_shape else 0
+        return math.log(classes) if classes and classes > 1 else 0.0
+    return 0.0
+
+
 def _diverged_report(model, xb, yb, epoch, batch, loss, initial) -> dict:
     from .diagnostics import locate_nonfinite
     reason = ("non-finite loss" if not math.isfinite(loss) else
-              f"loss exceeded {EXPLOSION_FACTOR:g}x the first batch loss {initial:.4g}")
+              f"loss exceeded {EXPLOSION_FACTOR:g}x the reference loss {initial:.4g}")
     where = locate_nonfinite(model, xb, yb)
     lr = model.optimizer.current_learning_rate()
     if where["kind"] is not None:
@@ -356,7 +369,7 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, shuffle=True
                                                     initial)
                 break
             if initial is None:
-                initial = loss
+                initial = max(loss, _reference_floor(model))
             sample = meter is not None and batch % meter.every == 0
             if sample:
                 meter.before()
