@@ -11,13 +11,16 @@ models, optimizers, schedules, initializers, data sets and augmentation.
 
 from . import (
     augment,
+    callbacks,
     datasets,
+    diagnostics,
     gradcheck,
     initializers,
     kernels,
     layers,
     losses,
     metrics,
+    models,
     optimizers,
     preprocessing,
     random,
@@ -59,7 +62,7 @@ from .layers import (
 from .model import Sequential, load_model
 from .optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
 from .random import seed
-from .training import History
+from .training import History, TrainingDivergedError
 
 __version__ = "0.1.0"
 
@@ -84,10 +87,10 @@ __all__ = [
     "get_num_threads", "set_num_threads", "use_num_threads", "show_config",
     "BackendUnavailableError", "FastCNNWarning",
     # modules
-    "augment", "datasets", "gradcheck", "initializers", "layers", "losses", "metrics",
+    "augment", "callbacks", "datasets", "diagnostics", "models", "gradcheck", "initializers", "layers", "losses", "metrics",
     "optimizers", "preprocessing", "random", "regularizers", "schedules", "plot",
     # models and training
-    "Sequential", "load_model", "History", "seed", "load_dataset", "DatasetNotFoundError",
+    "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
     "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",

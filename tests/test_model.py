@@ -126,7 +126,7 @@ def test_fit_reduces_loss_on_separable_data():
     history = model.fit(x, y, batch_size=16, epochs=8, validation_data=(x[:60], y[:60]),
                         verbose=0, seed=0)
     h = history.history
-    assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert len(h["loss"]) == 8 and history.epoch == list(range(8))
     assert h["loss"][-1] < 0.5 * h["loss"][0]
     assert h["accuracy"][-1] > 0.9
