@@ -4,10 +4,7 @@
 #include "fastcnn/fastcnn.h"
 #include "fc_omp.h"
 
-/* Channels per OpenMP work item in the reductions: one channel when a channel's slice of
- * a row is long (L >= 64: images), else 64 channels so that a (N, D) input is read in
- * contiguous runs of a row. Depends on L only, never on the thread count. */
-static inline fc_index_t fc_bn_block(fc_index_t l) { return l >= 64 ? 1 : 64; }
+#include <math.h> /* sqrt */
 
 #define FC_T float
 #define FC_NAME(base) base##_f32

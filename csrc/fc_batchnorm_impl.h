@@ -4,64 +4,171 @@
  *
  * x is seen as (N, C, L): L = H*W for images ("spatial" batch norm), L = 1 for (N, D).
  * Statistics run over axes 0 and 2, M = N*L values per channel, always in DOUBLE (also
- * for float32 data), exactly like fastcnn/kernels/reference.py:
- *   stats    (reference.py: batchnorm_forward, training branch)
+ * for float32 data), like fastcnn/kernels/reference.py:
+ *   fwd_train (reference.py: batchnorm_forward, training branch)
  *            mean[c] = sum(x) / M;  var[c] = sum((x - mean)^2) / M   (biased; two passes,
  *            because the one-pass sum(x^2)/M - mean^2 cancels badly when |mean| >> std)
- *   apply    (reference.py: batchnorm_forward, last two lines)
+ *            invstd[c] = 1 / sqrt(var[c] + eps)
  *            out = (T)(gamma[c] * ((x - mean[c]) * invstd[c]) + beta[c])   in double
- *   bwd_reduce (reference.py: batchnorm_backward, first three lines)
+ *   apply    (inference: the same last line with the running statistics)
+ *   bwd      (reference.py: batchnorm_backward)
  *            dbeta[c] = sum(dout);  dgamma[c] = sum(dout * xhat),  xhat = (x - mean)*invstd
- *            (xhat is recomputed from x with the same double operations as the reference)
- *   bwd_dx   (reference.py: batchnorm_backward)
  *            training:  dx = (gamma*invstd / M) * ((M*dout - dbeta) - xhat*dgamma)
  *            inference: dx = (gamma*invstd) * dout
- * The operations are written in the reference's order (no -ffast-math, ISO C mode so no FMA
- * contraction), which makes most results bitwise equal to the reference.
  *
- * Loop order and threading: the reductions are parallel over blocks of channels; within a
- * block the loop is n -> c -> l, so a (N, D) input (L == 1) is read row by row instead of
- * with stride C. Each channel's sum is accumulated by one thread in n-then-l order whatever
- * the block size or thread count: results do not depend on the thread count. The
- * elementwise passes (apply, bwd_dx) are parallel over the N*C planes of length L.
+ * Memory traffic (the cost here: these kernels are bandwidth bound). The simple version
+ * makes one pass over the whole tensor per formula line: 3 reads of x + 1 write forward,
+ * 4 reads + 1 write backward. Here one OpenMP work item does ALL the passes of ONE channel
+ * (or of a block of 64 channels when L == 1) back to back: a channel of the benchmark
+ * shape (64, 64, 32, 32) is 256 KB per tensor, so its second and third passes hit the
+ * core's L2 cache and only the first pass reads memory. Same formulas, same two-pass
+ * statistics; about one read of each input and one write of each output from memory.
+ *
+ * Sums: `s += (double)p[k]` is a serial dependency chain (one add per ~4 cycles) that the
+ * compiler may not vectorize without -ffast-math (which would reorder it). fc_sum* below
+ * carry `#pragma omp simd reduction(+: s)` (FC_OMP_SIMD_SUM, fc_omp.h): the compiler keeps
+ * one partial sum per vector lane and adds the lanes at the end -- the same sum in another
+ * order, fixed by the build (the vector width), never by the thread count.
+ *
+ * Threading: items (channels or blocks of 64 channels) are shared out by OpenMP with a
+ * dynamic schedule; each item's results are computed by one thread in a fixed order, so
+ * results are bitwise identical for any thread count. The elementwise arithmetic is
+ * written in the reference's order (no -ffast-math, ISO C mode: no FMA contraction).
  */
 
-int FC_NAME(fc_batchnorm_stats)(const FC_T *FC_RESTRICT x, double *FC_RESTRICT mean,
-                                double *FC_RESTRICT var, fc_index_t n, fc_index_t c,
-                                fc_index_t l, int n_threads)
+/* sum_k p[k] in double */
+static inline double FC_NAME(fc_sum)(const FC_T *FC_RESTRICT p, fc_index_t l)
+{
+    double s = 0.0;
+    FC_OMP_SIMD_SUM(s)
+    for (fc_index_t k = 0; k < l; k++) s += (double)p[k];
+    return s;
+}
+
+/* sum_k (p[k] - mu)^2, accumulated in double; each square is formed in T from the
+ * centred value ((p[k] - mu.hi) - mu.lo) (see fc_bn_split below): every term is positive
+ * and accurate to a few T-ulps, so the sum is too (no cancellation) */
+typedef struct FC_NAME(fc_bn_center) { FC_T hi, lo; } FC_NAME(fc_bn_center);
+
+static inline FC_NAME(fc_bn_center) FC_NAME(fc_bn_split)(double mu)
+{
+    FC_NAME(fc_bn_center) c;
+    c.hi = (FC_T)mu;
+    c.lo = (FC_T)(mu - (double)c.hi);
+    return c;
+}
+
+
+static inline double FC_NAME(fc_sum_sqdev)(const FC_T *FC_RESTRICT p, fc_index_t l,
+                                           FC_NAME(fc_bn_center) mu)
+{
+    double s = 0.0;
+    FC_OMP_SIMD_SUM(s)
+    for (fc_index_t k = 0; k < l; k++) {
+        const FC_T d = (p[k] - mu.hi) - mu.lo;
+        s += (double)(d * d);
+    }
+    return s;
+}
+
+/* *sb += sum_k d[k];  *sg += sum_k d[k] * xhat[k], xhat = ((p[k] - mu.hi) - mu.lo) * is,
+ * products in T, sums in double (term errors are a few T-ulps each and independent) */
+static inline void FC_NAME(fc_sum_dout_xhat)(const FC_T *FC_RESTRICT d, const FC_T *FC_RESTRICT p,
+                                             fc_index_t l, FC_NAME(fc_bn_center) mu, FC_T is,
+                                             double *sb, double *sg)
+{
+    double b = 0.0, g = 0.0;
+    FC_OMP_SIMD_SUM2(b, g)
+    for (fc_index_t k = 0; k < l; k++) {
+        b += (double)d[k];
+        g += (double)(d[k] * (((p[k] - mu.hi) - mu.lo) * is));
+    }
+    *sb += b;
+    *sg += g;
+}
+
+/*
+ * Elementwise passes in the data type T (float for float32), with per-channel constants
+ * rounded to T once. The simple version is the reference's double arithmetic per element,
+ * out = (T)(gamma * ((x - mean) * invstd) + beta); here
+ *     out = ((x - mu_hi) - mu_lo) * scale + beta,   scale = (T)(gamma * invstd)
+ * where mu_hi = (T)mean and mu_lo = (T)(mean - mu_hi) carry the double mean in two T
+ * numbers ("double-T" trick): x - mu_hi is exact when x is near the mean (Sterbenz), so the
+ * centring keeps full relative accuracy even when |mean| >> std, and the result is within
+ * a few T-ulps of the reference. Why: with SSE2 (the x86-64 baseline we compile for) a
+ * double op handles 2 values, a float op 4, and the conversions cost too; in double these
+ * passes were compute bound (~3 cycles per value), in float they run at memory speed.
+ */
+/* q[k] = ((p[k] - mu.hi) - mu.lo) * scale + beta over one contiguous run */
+static inline void FC_NAME(fc_bn_apply_run)(const FC_T *FC_RESTRICT p, FC_T *FC_RESTRICT q,
+                                            fc_index_t l, FC_NAME(fc_bn_center) mu,
+                                            FC_T scale, FC_T beta)
+{
+    for (fc_index_t k = 0; k < l; k++) q[k] = ((p[k] - mu.hi) - mu.lo) * scale + beta;
+}
+
+/* Channels per work item: 1 when a channel's run in a row is long (images), else 64
+ * channels read row by row (the (N, D) layout: features contiguous, vectorized across
+ * features). Depends on L only, never on the thread count. */
+static inline fc_index_t FC_NAME(fc_bn_block)(fc_index_t l) { return l > 1 ? 1 : 64; }
+
+int FC_NAME(fc_batchnorm_fwd_train)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT gamma,
+                                    const FC_T *FC_RESTRICT beta, double eps,
+                                    double *FC_RESTRICT mean, double *FC_RESTRICT var,
+                                    double *FC_RESTRICT invstd, FC_T *FC_RESTRICT out,
+                                    fc_index_t n, fc_index_t c, fc_index_t l, int n_threads)
 {
     if (n < 1 || c < 1 || l < 1) return FC_EINVAL;
-    const fc_index_t cb = fc_bn_block(l), nblocks = (c + cb - 1) / cb;
+    const fc_index_t cb = FC_NAME(fc_bn_block)(l), nblocks = (c + cb - 1) / cb;
     const double m = (double)n * (double)l;
     const int nt = fc_threads_for(n_threads, nblocks);
     fc_index_t blk;
-    FC_OMP_PARALLEL_FOR(nt)
+    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
     for (blk = 0; blk < nblocks; blk++) {
         const fc_index_t c0 = blk * cb, c1 = c0 + cb < c ? c0 + cb : c;
-        for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] = 0.0;
-        for (fc_index_t img = 0; img < n; img++)
-            for (fc_index_t ch = c0; ch < c1; ch++) {
-                const FC_T *p = x + (img * c + ch) * l;
-                double s = mean[ch];
-                for (fc_index_t k = 0; k < l; k++) s += (double)p[k];
-                mean[ch] = s;
+        if (l > 1) {   /* one channel: N runs of length L */
+            double s = 0.0;
+            for (fc_index_t img = 0; img < n; img++) s += FC_NAME(fc_sum)(x + (img * c + c0) * l, l);
+            const double mu = s / m;
+            double v = 0.0;
+            for (fc_index_t img = 0; img < n; img++)
+                v += FC_NAME(fc_sum_sqdev)(x + (img * c + c0) * l, l, FC_NAME(fc_bn_split)(mu));
+            v /= m;
+            const double is = 1.0 / sqrt(v + eps);
+            mean[c0] = mu;
+            var[c0] = v;
+            invstd[c0] = is;
+            const FC_NAME(fc_bn_center) muc = FC_NAME(fc_bn_split)(mu);
+            const FC_T scale = (FC_T)((double)gamma[c0] * is);
+            for (fc_index_t img = 0; img < n; img++)
+                FC_NAME(fc_bn_apply_run)(x + (img * c + c0) * l, out + (img * c + c0) * l, l, muc,
+                                         scale, beta[c0]);
+        } else {       /* L == 1: channels c0..c1 of every row; vectorized across channels */
+            for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] = var[ch] = 0.0;
+            for (fc_index_t img = 0; img < n; img++) {
+                const FC_T *row = x + img * c;
+                for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] += (double)row[ch];
             }
-        for (fc_index_t ch = c0; ch < c1; ch++) {
-            mean[ch] /= m;
-            var[ch] = 0.0;
-        }
-        for (fc_index_t img = 0; img < n; img++)
-            for (fc_index_t ch = c0; ch < c1; ch++) {
-                const FC_T *p = x + (img * c + ch) * l;
-                const double mu = mean[ch];
-                double s = var[ch];
-                for (fc_index_t k = 0; k < l; k++) {
-                    const double d = (double)p[k] - mu;
-                    s += d * d;
+            for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] /= m;
+            for (fc_index_t img = 0; img < n; img++) {
+                const FC_T *row = x + img * c;
+                for (fc_index_t ch = c0; ch < c1; ch++) {
+                    const double d = (double)row[ch] - mean[ch];
+                    var[ch] += d * d;
                 }
-                var[ch] = s;
             }
-        for (fc_index_t ch = c0; ch < c1; ch++) var[ch] /= m;
+            for (fc_index_t ch = c0; ch < c1; ch++) {
+                var[ch] /= m;
+                invstd[ch] = 1.0 / sqrt(var[ch] + eps);
+            }
+            for (fc_index_t img = 0; img < n; img++) {
+                const FC_T *row = x + img * c;
+                FC_T *orow = out + img * c;
+                for (fc_index_t ch = c0; ch < c1; ch++)
+                    orow[ch] = (FC_T)((double)gamma[ch] * (((double)row[ch] - mean[ch]) * invstd[ch])
+                                      + (double)beta[ch]);
+            }
+        }
     }
     return FC_OK;
 }
@@ -72,77 +179,100 @@ int FC_NAME(fc_batchnorm_apply)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRI
                                 fc_index_t n, fc_index_t c, fc_index_t l, int n_threads)
 {
     if (n < 0 || c < 1 || l < 0) return FC_EINVAL;
-    const int nt = fc_threads_for(n_threads, n * c);
-    fc_index_t nc;
-    FC_OMP_PARALLEL_FOR(nt)
-    for (nc = 0; nc < n * c; nc++) {
-        const fc_index_t ch = nc % c;
-        const double mu = mean[ch], is = invstd[ch], ga = (double)gamma[ch], be = (double)beta[ch];
-        const FC_T *p = x + nc * l;
-        FC_T *q = out + nc * l;
-        for (fc_index_t k = 0; k < l; k++) q[k] = (FC_T)(ga * (((double)p[k] - mu) * is) + be);
+    const int nt = fc_threads_for(n_threads, n);
+    fc_index_t img;
+    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
+    for (img = 0; img < n; img++) {   /* one sample (all its channels) per work item */
+        if (l == 1) {   /* (N, D): the row's features are contiguous */
+            const FC_T *row = x + img * c;
+            FC_T *orow = out + img * c;
+            for (fc_index_t ch = 0; ch < c; ch++)
+                orow[ch] = (FC_T)((double)gamma[ch] * (((double)row[ch] - mean[ch]) * invstd[ch])
+                                  + (double)beta[ch]);
+        } else {
+            for (fc_index_t ch = 0; ch < c; ch++)
+                FC_NAME(fc_bn_apply_run)(x + (img * c + ch) * l, out + (img * c + ch) * l, l,
+                                         FC_NAME(fc_bn_split)(mean[ch]),
+                                         (FC_T)((double)gamma[ch] * invstd[ch]), beta[ch]);
+        }
     }
     return FC_OK;
 }
 
-int FC_NAME(fc_batchnorm_bwd_reduce)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT x,
-                                     const double *FC_RESTRICT mean,
-                                     const double *FC_RESTRICT invstd, double *FC_RESTRICT dgamma,
-                                     double *FC_RESTRICT dbeta, fc_index_t n, fc_index_t c,
-                                     fc_index_t l, int n_threads)
+int FC_NAME(fc_batchnorm_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT x,
+                              const FC_T *FC_RESTRICT gamma, const double *FC_RESTRICT mean,
+                              const double *FC_RESTRICT invstd, FC_T *FC_RESTRICT dx,
+                              double *FC_RESTRICT dgamma, double *FC_RESTRICT dbeta,
+                              fc_index_t n, fc_index_t c, fc_index_t l, int training,
+                              int n_threads)
 {
-    if (n < 0 || c < 1 || l < 0) return FC_EINVAL;
-    const fc_index_t cb = fc_bn_block(l), nblocks = (c + cb - 1) / cb;
+    if (n < 1 || c < 1 || l < 1) return FC_EINVAL;
+    const fc_index_t cb = FC_NAME(fc_bn_block)(l), nblocks = (c + cb - 1) / cb;
+    const double m = (double)n * (double)l;
     const int nt = fc_threads_for(n_threads, nblocks);
     fc_index_t blk;
-    FC_OMP_PARALLEL_FOR(nt)
+    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
     for (blk = 0; blk < nblocks; blk++) {
         const fc_index_t c0 = blk * cb, c1 = c0 + cb < c ? c0 + cb : c;
-        for (fc_index_t ch = c0; ch < c1; ch++) dgamma[ch] = dbeta[ch] = 0.0;
-        for (fc_index_t img = 0; img < n; img++)
-            for (fc_index_t ch = c0; ch < c1; ch++) {
-                const FC_T *d = dout + (img * c + ch) * l, *p = x + (img * c + ch) * l;
-                const double mu = mean[ch], is = invstd[ch];
-                double sb = dbeta[ch], sg = dgamma[ch];
-                for (fc_index_t k = 0; k < l; k++) {
-                    const double dv = (double)d[k];
-                    sb += dv;
-                    sg += dv * (((double)p[k] - mu) * is);
+        if (l > 1) {   /* one channel: the sums, then dx while the channel is in cache */
+            const double is = invstd[c0];
+            const FC_NAME(fc_bn_center) muc = FC_NAME(fc_bn_split)(mean[c0]);
+            const FC_T ist = (FC_T)is;
+            double sb = 0.0, sg = 0.0;
+            for (fc_index_t img = 0; img < n; img++) {
+                const fc_index_t off = (img * c + c0) * l;
+                FC_NAME(fc_sum_dout_xhat)(dout + off, x + off, l, muc, ist, &sb, &sg);
+            }
+            dbeta[c0] = sb;
+            dgamma[c0] = sg;
+            /* dx = k_ * ((M*dout - dbeta) - xhat*dgamma), k_ = gamma*invstd/M, rewritten
+             * as dx = a*dout + (b*xhat + e) with a = k_*M, b = -k_*dgamma, e = -k_*dbeta,
+             * xhat = ((x - mu.hi) - mu.lo) * invstd, all in T (see fc_bn_apply_run) */
+            const double k_ = (double)gamma[c0] * is / m;
+            const FC_T a = (FC_T)((double)gamma[c0] * is), b = (FC_T)(-k_ * sg);
+            const FC_T e = (FC_T)(-k_ * sb);
+            for (fc_index_t img = 0; img < n; img++) {
+                const fc_index_t off = (img * c + c0) * l;
+                const FC_T *FC_RESTRICT d = dout + off, *FC_RESTRICT p = x + off;
+                FC_T *FC_RESTRICT q = dx + off;
+                if (training) {
+                    for (fc_index_t k = 0; k < l; k++) {
+                        const FC_T xhat = ((p[k] - muc.hi) - muc.lo) * ist;
+                        q[k] = a * d[k] + (b * xhat + e);
+                    }
+                } else {
+                    for (fc_index_t k = 0; k < l; k++) q[k] = a * d[k];
                 }
-                dbeta[ch] = sb;
-                dgamma[ch] = sg;
             }
-    }
-    return FC_OK;
-}
-
-int FC_NAME(fc_batchnorm_bwd_dx)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT x,
-                                 const FC_T *FC_RESTRICT gamma, const double *FC_RESTRICT mean,
-                                 const double *FC_RESTRICT invstd,
-                                 const double *FC_RESTRICT dgamma,
-                                 const double *FC_RESTRICT dbeta, FC_T *FC_RESTRICT dx,
-                                 fc_index_t n, fc_index_t c, fc_index_t l, int training,
-                                 int n_threads)
-{
-    if (n < 0 || c < 1 || l < 0) return FC_EINVAL;
-    const double m = (double)n * (double)l;
-    const int nt = fc_threads_for(n_threads, n * c);
-    fc_index_t nc;
-    FC_OMP_PARALLEL_FOR(nt)
-    for (nc = 0; nc < n * c; nc++) {
-        const fc_index_t ch = nc % c;
-        const double scale = (double)gamma[ch] * invstd[ch];
-        const FC_T *d = dout + nc * l, *p = x + nc * l;
-        FC_T *q = dx + nc * l;
-        if (training) {
-            const double k_ = scale / m, mu = mean[ch], is = invstd[ch];
-            const double db = dbeta[ch], dg = dgamma[ch];
-            for (fc_index_t k = 0; k < l; k++) {
-                const double xhat = ((double)p[k] - mu) * is;
-                q[k] = (FC_T)(k_ * ((m * (double)d[k] - db) - xhat * dg));
+        } else {       /* L == 1: channels c0..c1 of every row; vectorized across channels */
+            for (fc_index_t ch = c0; ch < c1; ch++) dgamma[ch] = dbeta[ch] = 0.0;
+            for (fc_index_t img = 0; img < n; img++) {
+                const FC_T *drow = dout + img * c, *row = x + img * c;
+                for (fc_index_t ch = c0; ch < c1; ch++) {
+                    const double dv = (double)drow[ch];
+                    dbeta[ch] += dv;
+                    dgamma[ch] += dv * (((double)row[ch] - mean[ch]) * invstd[ch]);
+                }
             }
-        } else {
-            for (fc_index_t k = 0; k < l; k++) q[k] = (FC_T)(scale * (double)d[k]);
+            double sc[64], kk[64];   /* per-channel gamma*invstd and gamma*invstd/M */
+            for (fc_index_t ch = c0; ch < c1; ch++) {
+                sc[ch - c0] = (double)gamma[ch] * invstd[ch];
+                kk[ch - c0] = sc[ch - c0] / m;
+            }
+            for (fc_index_t img = 0; img < n; img++) {
+                const FC_T *drow = dout + img * c, *row = x + img * c;
+                FC_T *q = dx + img * c;
+                if (training) {
+                    for (fc_index_t ch = c0; ch < c1; ch++) {
+                        const double xhat = ((double)row[ch] - mean[ch]) * invstd[ch];
+                        q[ch] = (FC_T)(kk[ch - c0] * ((m * (double)drow[ch] - dbeta[ch])
+                                                      - xhat * dgamma[ch]));
+                    }
+                } else {
+                    for (fc_index_t ch = c0; ch < c1; ch++)
+                        q[ch] = (FC_T)(sc[ch - c0] * (double)drow[ch]);
+                }
+            }
         }
     }
     return FC_OK;

@@ -7,7 +7,10 @@
  * FC_OMP_PARALLEL_FOR(n) is `#pragma omp parallel for schedule(static) num_threads(n)`:
  * static schedule = a fixed partition of the iterations, and every kernel is written
  * so that each output element is computed by exactly one iteration in a fixed order,
- * which is why results do not depend on the thread count.
+ * which is why results do not depend on the thread count. FC_OMP_PARALLEL_FOR_DYNAMIC
+ * hands iterations out on demand instead (same results: an iteration's work does not
+ * depend on which thread runs it); it is used for few, large iterations, where a thread
+ * descheduled by a busy machine would otherwise hold up its whole static share.
  */
 #ifndef FASTCNN_FC_OMP_H
 #define FASTCNN_FC_OMP_H
@@ -16,10 +19,19 @@
 #include <omp.h>
 #define FC_PRAGMA(x) _Pragma(#x)
 #define FC_OMP_PARALLEL_FOR(n) FC_PRAGMA(omp parallel for schedule(static) num_threads(n))
+#define FC_OMP_PARALLEL_FOR_DYNAMIC(n) \
+    FC_PRAGMA(omp parallel for schedule(dynamic) num_threads(n))
+/* `#pragma omp simd reduction(+: ...)` on the next loop: vector partial sums (see
+ * fc_batchnorm_impl.h); ignored without OpenMP (then a plain serial sum) */
+#define FC_OMP_SIMD_SUM(s) FC_PRAGMA(omp simd reduction(+ : s))
+#define FC_OMP_SIMD_SUM2(a, b) FC_PRAGMA(omp simd reduction(+ : a, b))
 #else
 static inline int omp_get_max_threads(void) { return 1; }
+#define FC_OMP_SIMD_SUM(s)
+#define FC_OMP_SIMD_SUM2(a, b)
 /* serial build: the thread count is unused (a statement, so it sits where the pragma was) */
 #define FC_OMP_PARALLEL_FOR(n) (void)(n);
+#define FC_OMP_PARALLEL_FOR_DYNAMIC(n) (void)(n);
 #endif
 
 /* Threads worth starting for `work` independent items: never more than items, >= 1. */

@@ -36,7 +36,8 @@ A 1x1 kernel with stride 1 and no padding needs no im2col: ``x[n]`` seen as (C, 
 column matrix, so ``out[n] = W2 @ x[n]`` is one GEMM per image straight into NCHW.
 
 Batch norm: statistics in double by two passes (mean, then centred squares), the
-normalisation in double rounded once; the cache keeps ``x`` itself (not x-hat) and the
+normalisation in double rounded once, all passes of one channel back to back while it is
+in cache (one read of x from memory); the cache keeps ``x`` itself (not x-hat) and the
 backward recomputes x-hat, so do not modify ``x`` in place between forward and backward.
 """
 
@@ -81,8 +82,17 @@ def backend_info() -> dict:
     }
 
 
-def _threads() -> int:
-    return max(1, int(_backend.get_num_threads()))
+#: A call with less work than this (elements touched; for conv, multiply-adds / 16) runs
+#: on one thread: waking and joining a second one costs more than it saves, badly so on a
+#: busy machine (PyTorch's parallel_for has the same kind of grain size). Results do not
+#: depend on the thread count, so this changes only the speed.
+GRAIN = 2**18
+
+
+def _threads(work: int | None = None) -> int:
+    """``fastcnn.backend.get_num_threads()``, or 1 when ``work`` is below :data:`GRAIN`."""
+    n = max(1, int(_backend.get_num_threads()))
+    return 1 if work is not None and work < GRAIN else n
 
 
 def _blas_threads(n: int):
@@ -172,7 +182,7 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
         return out, (x, w, g)
-    nt = _threads()
+    nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
     nb, slot, _ = _conv_plan(g, f, x.dtype)
     work = _take("conv_work", nt * slot, x.dtype)
     try:
@@ -193,7 +203,7 @@ def conv2d_backward(dout, cache):
     if g.n == 0:
         dw.fill(0)
         return dx, dw, db.astype(dout.dtype)
-    nt = _threads()
+    nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
     nb, slot, nblocks = _conv_plan(g, f, x.dtype)
     groups = min(nblocks, MAX_GROUPS)
     work = _take("conv_work", nt * slot, x.dtype)
@@ -215,7 +225,7 @@ def maxpool2d_forward(x, g: WindowGeometry):
     out = np.empty((g.n, g.c, g.oh, g.ow), dtype=x.dtype)
     argmax = np.empty((g.n, g.c, g.oh, g.ow), dtype=np.int64)
     if g.n > 0:
-        _kernels.maxpool2d_forward(x, out, argmax, g, _threads())
+        _kernels.maxpool2d_forward(x, out, argmax, g, _threads(x.size))
     return out, (argmax, g)
 
 
@@ -224,7 +234,7 @@ def maxpool2d_backward(dout, cache):
     argmax, g = cache
     dx = np.empty(g.input_shape, dtype=dout.dtype)
     if g.n > 0:
-        _kernels.maxpool2d_backward(dout, argmax, dx, g, _threads())
+        _kernels.maxpool2d_backward(dout, argmax, dx, g, _threads(dx.size))
     return dx
 
 
@@ -235,18 +245,23 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     if training:
         mean = np.zeros(c, dtype=np.float64)
         var = np.zeros(c, dtype=np.float64)
-        if x.size:
-            _kernels.batchnorm_stats(x, mean, var, _threads())
+        invstd = np.zeros(c, dtype=np.float64)
+        out = np.empty_like(x)
+        if x.size:   # statistics and normalisation, channel by channel (one pass over memory)
+            _kernels.batchnorm_forward_train(x, gamma, beta, float(eps), mean, var, invstd,
+                                             out, _threads(x.size))
+        else:
+            invstd = 1.0 / np.sqrt(var + eps)
         # the reference's expression, so the update rounds exactly as it does
         running_mean[...] = momentum * running_mean + (1 - momentum) * mean
         running_var[...] = momentum * running_var + (1 - momentum) * var
     else:
         mean = running_mean.astype(np.float64)
         var = running_var.astype(np.float64)
-    invstd = 1.0 / np.sqrt(var + eps)
-    out = np.empty_like(x)
-    if x.size:
-        _kernels.batchnorm_apply(x, gamma, beta, mean, invstd, out, _threads())
+        invstd = 1.0 / np.sqrt(var + eps)   # the C kernel computes it the same way
+        out = np.empty_like(x)
+        if x.size:
+            _kernels.batchnorm_apply(x, gamma, beta, mean, invstd, out, _threads(x.size))
     return out, (x, gamma, mean, invstd, bool(training))
 
 
@@ -261,5 +276,5 @@ def batchnorm_backward(dout, cache):
     dbeta = np.zeros(c, dtype=np.float64)
     if dout.size:
         _kernels.batchnorm_backward(dout, x, gamma, mean, invstd, dx, dgamma, dbeta,
-                                    training, _threads())
+                                    training, _threads(x.size))
     return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)

@@ -117,7 +117,8 @@ def test_conv_workspace_does_not_grow_with_batch(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bitwise_identical_for_1_and_2_threads(dtype, rng):
+def test_bitwise_identical_for_1_and_2_threads(dtype, rng, monkeypatch):
+    monkeypatch.setattr(cython_backend, "GRAIN", 0)   # small shapes: really use 2 threads
     x = rng.standard_normal((11, 16, 18, 18)).astype(dtype)
     w3 = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
     w1 = rng.standard_normal((80, 16, 1, 1)).astype(dtype)
@@ -203,3 +204,10 @@ def test_no_extension_build_installs_pure_python(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheels = list(tmp_path.glob("fastcnn-*.whl"))
     assert len(wheels) == 1 and wheels[0].name.endswith("-py3-none-any.whl"), wheels
+
+
+def test_small_work_runs_on_one_thread():
+    with B.use_num_threads(2):
+        assert cython_backend._threads(cython_backend.GRAIN - 1) == 1
+        assert cython_backend._threads(cython_backend.GRAIN) == 2
+        assert cython_backend._threads() == 2

@@ -80,32 +80,29 @@ int fc_max_threads(void);
     /* dx = 0; dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j] */                        \
     int fc_maxpool2d_bwd_##SUF(const T *FC_RESTRICT dy, const fc_index_t *FC_RESTRICT argmax, \
                                T *FC_RESTRICT dx, const fc_geom *g, int n_threads);          \
-    /* mean[c], var[c] (biased) over axes 0 and 2 of x (N, C, L), in double, two passes.     \
+    /* training forward: mean[c], var[c] (biased) over axes 0 and 2 of x (N, C, L), in     \
+       double, two passes; invstd = 1/sqrt(var + eps); out as in fc_batchnorm_apply.       \
        fc_batchnorm.c */                                                                     \
-    int fc_batchnorm_stats_##SUF(const T *FC_RESTRICT x, double *FC_RESTRICT mean,           \
-                                 double *FC_RESTRICT var, fc_index_t n, fc_index_t c,        \
-                                 fc_index_t l, int n_threads);                               \
+    int fc_batchnorm_fwd_train_##SUF(const T *FC_RESTRICT x, const T *FC_RESTRICT gamma,     \
+                                     const T *FC_RESTRICT beta, double eps,                  \
+                                     double *FC_RESTRICT mean, double *FC_RESTRICT var,      \
+                                     double *FC_RESTRICT invstd, T *FC_RESTRICT out,         \
+                                     fc_index_t n, fc_index_t c, fc_index_t l,               \
+                                     int n_threads);                                         \
     /* out = gamma[c] * ((x - mean[c]) * invstd[c]) + beta[c], in double, rounded once */    \
     int fc_batchnorm_apply_##SUF(const T *FC_RESTRICT x, const T *FC_RESTRICT gamma,         \
                                  const T *FC_RESTRICT beta, const double *FC_RESTRICT mean,  \
                                  const double *FC_RESTRICT invstd, T *FC_RESTRICT out,       \
                                  fc_index_t n, fc_index_t c, fc_index_t l, int n_threads);   \
-    /* dbeta[c] = sum(dout), dgamma[c] = sum(dout * xhat), xhat = (x - mean) * invstd */      \
-    int fc_batchnorm_bwd_reduce_##SUF(const T *FC_RESTRICT dout, const T *FC_RESTRICT x,     \
-                                      const double *FC_RESTRICT mean,                        \
-                                      const double *FC_RESTRICT invstd,                      \
-                                      double *FC_RESTRICT dgamma, double *FC_RESTRICT dbeta, \
-                                      fc_index_t n, fc_index_t c, fc_index_t l,              \
-                                      int n_threads);                                        \
-    /* training: dx = gamma*invstd/M * (M*dout - dbeta - xhat*dgamma), M = N*L;              \
+    /* dbeta[c] = sum(dout), dgamma[c] = sum(dout * xhat), xhat = (x - mean) * invstd;    \
+       training: dx = gamma*invstd/M * (M*dout - dbeta - xhat*dgamma), M = N*L;             \
        inference (training == 0): dx = gamma*invstd * dout */                                \
-    int fc_batchnorm_bwd_dx_##SUF(const T *FC_RESTRICT dout, const T *FC_RESTRICT x,         \
-                                  const T *FC_RESTRICT gamma, const double *FC_RESTRICT mean, \
-                                  const double *FC_RESTRICT invstd,                          \
-                                  const double *FC_RESTRICT dgamma,                          \
-                                  const double *FC_RESTRICT dbeta, T *FC_RESTRICT dx,        \
-                                  fc_index_t n, fc_index_t c, fc_index_t l, int training,    \
-                                  int n_threads);
+    int fc_batchnorm_bwd_##SUF(const T *FC_RESTRICT dout, const T *FC_RESTRICT x,            \
+                               const T *FC_RESTRICT gamma, const double *FC_RESTRICT mean,   \
+                               const double *FC_RESTRICT invstd, T *FC_RESTRICT dx,          \
+                               double *FC_RESTRICT dgamma, double *FC_RESTRICT dbeta,        \
+                               fc_index_t n, fc_index_t c, fc_index_t l, int training,       \
+                               int n_threads);
 
 FC_DECLARE_KERNELS(f32, float)
 FC_DECLARE_KERNELS(f64, double)

@@ -47,29 +47,25 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
                              const fc_geom *g, int n_threads) noexcept
 
     # batch norm on (N, C, L) (csrc/fc_batchnorm_impl.h)
-    int fc_batchnorm_stats_f32(const float *x, double *mean, double *var, fc_index_t n,
-                               fc_index_t c, fc_index_t l, int n_threads) noexcept
-    int fc_batchnorm_stats_f64(const double *x, double *mean, double *var, fc_index_t n,
-                               fc_index_t c, fc_index_t l, int n_threads) noexcept
+    int fc_batchnorm_fwd_train_f32(const float *x, const float *gamma, const float *beta,
+                                   double eps, double *mean, double *var, double *invstd,
+                                   float *out, fc_index_t n, fc_index_t c, fc_index_t l,
+                                   int n_threads) noexcept
+    int fc_batchnorm_fwd_train_f64(const double *x, const double *gamma, const double *beta,
+                                   double eps, double *mean, double *var, double *invstd,
+                                   double *out, fc_index_t n, fc_index_t c, fc_index_t l,
+                                   int n_threads) noexcept
     int fc_batchnorm_apply_f32(const float *x, const float *gamma, const float *beta,
                                const double *mean, const double *invstd, float *out,
                                fc_index_t n, fc_index_t c, fc_index_t l, int n_threads) noexcept
     int fc_batchnorm_apply_f64(const double *x, const double *gamma, const double *beta,
                                const double *mean, const double *invstd, double *out,
                                fc_index_t n, fc_index_t c, fc_index_t l, int n_threads) noexcept
-    int fc_batchnorm_bwd_reduce_f32(const float *dout, const float *x, const double *mean,
-                                    const double *invstd, double *dgamma, double *dbeta,
-                                    fc_index_t n, fc_index_t c, fc_index_t l,
-                                    int n_threads) noexcept
-    int fc_batchnorm_bwd_reduce_f64(const double *dout, const double *x, const double *mean,
-                                    const double *invstd, double *dgamma, double *dbeta,
-                                    fc_index_t n, fc_index_t c, fc_index_t l,
-                                    int n_threads) noexcept
-    int fc_batchnorm_bwd_dx_f32(const float *dout, const float *x, const float *gamma,
-                                const double *mean, const double *invstd, const double *dgamma,
-                                const double *dbeta, float *dx, fc_index_t n, fc_index_t c,
-                                fc_index_t l, int training, int n_threads) noexcept
-    int fc_batchnorm_bwd_dx_f64(const double *dout, const double *x, const double *gamma,
-                                const double *mean, const double *invstd, const double *dgamma,
-                                const double *dbeta, double *dx, fc_index_t n, fc_index_t c,
-                                fc_index_t l, int training, int n_threads) noexcept
+    int fc_batchnorm_bwd_f32(const float *dout, const float *x, const float *gamma,
+                             const double *mean, const double *invstd, float *dx,
+                             double *dgamma, double *dbeta, fc_index_t n, fc_index_t c,
+                             fc_index_t l, int training, int n_threads) noexcept
+    int fc_batchnorm_bwd_f64(const double *dout, const double *x, const double *gamma,
+                             const double *mean, const double *invstd, double *dx,
+                             double *dgamma, double *dbeta, fc_index_t n, fc_index_t c,
+                             fc_index_t l, int training, int n_threads) noexcept

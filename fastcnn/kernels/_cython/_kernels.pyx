@@ -357,20 +357,28 @@ def maxpool2d_backward(const floating[:, :, :, ::1] dy,      # IN  (N, C, OH, OW
 # ------------------------------------------------------------------------ batchnorm
 
 
-def batchnorm_stats(const floating[:, :, ::1] x,   # IN  (N, C, L), N*L >= 1
-                    double[::1] mean,              # OUT (C,)
-                    double[::1] var,               # OUT (C,) biased
-                    int n_threads):
-    """Per-channel mean and biased variance over axes 0 and 2, in double."""
+def batchnorm_forward_train(const floating[:, :, ::1] x,   # IN  (N, C, L), N*L >= 1
+                            const floating[::1] gamma,       # IN  (C,)
+                            const floating[::1] beta,        # IN  (C,)
+                            double eps,
+                            double[::1] mean,                # OUT (C,)
+                            double[::1] var,                 # OUT (C,) biased
+                            double[::1] invstd,              # OUT (C,) 1/sqrt(var + eps)
+                            floating[:, :, ::1] out,         # OUT (N, C, L)
+                            int n_threads):
+    """Statistics over axes 0 and 2 (double, two passes) and ``out = gamma * ((x - mean) *
+    invstd) + beta``, channel by channel (see csrc/fc_batchnorm_impl.h)."""
     cdef int status
     with nogil:
         if floating is float:
-            status = fc_batchnorm_stats_f32(&x[0, 0, 0], &mean[0], &var[0], x.shape[0],
-                                            x.shape[1], x.shape[2], n_threads)
+            status = fc_batchnorm_fwd_train_f32(&x[0, 0, 0], &gamma[0], &beta[0], eps, &mean[0],
+                                                &var[0], &invstd[0], &out[0, 0, 0], x.shape[0],
+                                                x.shape[1], x.shape[2], n_threads)
         else:
-            status = fc_batchnorm_stats_f64(&x[0, 0, 0], &mean[0], &var[0], x.shape[0],
-                                            x.shape[1], x.shape[2], n_threads)
-    _check(status, "fc_batchnorm_stats")
+            status = fc_batchnorm_fwd_train_f64(&x[0, 0, 0], &gamma[0], &beta[0], eps, &mean[0],
+                                                &var[0], &invstd[0], &out[0, 0, 0], x.shape[0],
+                                                x.shape[1], x.shape[2], n_threads)
+    _check(status, "fc_batchnorm_fwd_train")
 
 
 def batchnorm_apply(const floating[:, :, ::1] x,    # IN  (N, C, L), not empty
@@ -403,23 +411,17 @@ def batchnorm_backward(const floating[:, :, ::1] dout,   # IN  (N, C, L), not em
                        double[::1] dgamma,               # OUT (C,) sum(dout * xhat)
                        double[::1] dbeta,                # OUT (C,) sum(dout)
                        bint training, int n_threads):
-    """Two passes: the per-channel sums, then the fused dx formula (see csrc)."""
+    """Per channel: the sums, then the dx formula while the channel is in cache (csrc)."""
     cdef int status
     with nogil:
         if floating is float:
-            status = fc_batchnorm_bwd_reduce_f32(&dout[0, 0, 0], &x[0, 0, 0], &mean[0],
-                                                 &invstd[0], &dgamma[0], &dbeta[0],
-                                                 x.shape[0], x.shape[1], x.shape[2], n_threads)
-            status |= fc_batchnorm_bwd_dx_f32(&dout[0, 0, 0], &x[0, 0, 0], &gamma[0], &mean[0],
-                                              &invstd[0], &dgamma[0], &dbeta[0], &dx[0, 0, 0],
-                                              x.shape[0], x.shape[1], x.shape[2], training,
-                                              n_threads)
+            status = fc_batchnorm_bwd_f32(&dout[0, 0, 0], &x[0, 0, 0], &gamma[0], &mean[0],
+                                          &invstd[0], &dx[0, 0, 0], &dgamma[0], &dbeta[0],
+                                          x.shape[0], x.shape[1], x.shape[2], training,
+                                          n_threads)
         else:
-            status = fc_batchnorm_bwd_reduce_f64(&dout[0, 0, 0], &x[0, 0, 0], &mean[0],
-                                                 &invstd[0], &dgamma[0], &dbeta[0],
-                                                 x.shape[0], x.shape[1], x.shape[2], n_threads)
-            status |= fc_batchnorm_bwd_dx_f64(&dout[0, 0, 0], &x[0, 0, 0], &gamma[0], &mean[0],
-                                              &invstd[0], &dgamma[0], &dbeta[0], &dx[0, 0, 0],
-                                              x.shape[0], x.shape[1], x.shape[2], training,
-                                              n_threads)
+            status = fc_batchnorm_bwd_f64(&dout[0, 0, 0], &x[0, 0, 0], &gamma[0], &mean[0],
+                                          &invstd[0], &dx[0, 0, 0], &dgamma[0], &dbeta[0],
+                                          x.shape[0], x.shape[1], x.shape[2], training,
+                                          n_threads)
     _check(status, "fc_batchnorm_bwd")
