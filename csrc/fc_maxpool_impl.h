@@ -17,10 +17,57 @@
  * It ADDS: overlapping windows (stride < size) may pick the same pixel. The additions into
  * one plane happen in (oh, ow) order.
  *
+ * The 2x2 stride-2 unpadded forward has its own loop (fc_maxpool2x2_plane), equal to the
+ * general one for that geometry.
+ *
  * Layout NCHW. Threading: one OpenMP iteration per (n, c) plane; planes are independent
  * (forward reads one input plane and writes one output plane; backward writes one dx
  * plane), so no races and results do not depend on the thread count.
  */
+
+/* The 2x2 stride-2 unpadded case (the common one), one output row from two input rows.
+ * Equals the general loop below for that geometry: candidates in row-major window order
+ * (a, b on row 2*oh, c, d on row 2*oh + 1), replaced only by a strictly greater value or a
+ * NaN when the best is not NaN -- but with no per-window bounds and loop set-up. */
+static void FC_NAME(fc_maxpool2x2_plane)(const FC_T *FC_RESTRICT plane, FC_T *FC_RESTRICT yp,
+                                         fc_index_t *FC_RESTRICT ap, fc_index_t W,
+                                         fc_index_t OH, fc_index_t OW)
+{
+    for (fc_index_t oh = 0; oh < OH; oh++) {
+        const fc_index_t i0 = 2 * oh * W;   /* flat index of the row pair's first pixel */
+        const FC_T *r0 = plane + i0, *r1 = r0 + W;
+        FC_T *yrow = yp + oh * OW;
+        fc_index_t *arow = ap + oh * OW;
+        for (fc_index_t ow = 0; ow < OW; ow++) {
+            const fc_index_t j = 2 * ow;
+            FC_T best = r0[j];
+            fc_index_t arg = i0 + j;
+            /* v != v is the NaN test (no -ffast-math, so it holds) */
+            /* branch-free (random data makes the branches unpredictable): the condition is
+             * `v > best || (v is NaN && best is not)` with & and | on 0/1 ints */
+#define FC_TAKE(v, idx)                                                     \
+    {                                                                       \
+        const FC_T v_ = (v);                                                \
+        const int take = (v_ > best) | ((v_ != v_) & (best == best));       \
+        best = take ? v_ : best;                                            \
+        arg = take ? (idx) : arg;                                           \
+    }
+            FC_TAKE(r0[j + 1], i0 + j + 1)
+            FC_TAKE(r1[j], i0 + W + j)
+            FC_TAKE(r1[j + 1], i0 + W + j + 1)
+#undef FC_TAKE
+            yrow[ow] = best;
+            arow[ow] = arg;
+        }
+    }
+}
+
+static inline int FC_NAME(fc_is_pool2x2)(const fc_geom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 &&
+           g->pad_left == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
+}
+
 
 int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
                               fc_index_t *FC_RESTRICT argmax, const fc_geom *g, int n_threads)
@@ -31,12 +78,17 @@ int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
         OW < 1 || g->pad_top < 0 || g->pad_left < 0)
         return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
+    const int fast = FC_NAME(fc_is_pool2x2)(g);
     fc_index_t nc;
-    FC_OMP_PARALLEL_FOR(nt)
+    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
     for (nc = 0; nc < N * C; nc++) {
         const FC_T *plane = x + nc * H * W;
         FC_T *yp = y + nc * OH * OW;
         fc_index_t *ap = argmax + nc * OH * OW;
+        if (fast) {
+            FC_NAME(fc_maxpool2x2_plane)(plane, yp, ap, W, OH, OW);
+            continue;
+        }
         for (fc_index_t oh = 0; oh < OH; oh++) {
             const fc_index_t h0 = oh * SH - g->pad_top;
             const fc_index_t hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
@@ -70,7 +122,9 @@ int FC_NAME(fc_maxpool2d_bwd)(const FC_T *FC_RESTRICT dy, const fc_index_t *FC_R
     if (N < 0 || C < 1 || HW < 1 || P < 1) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     fc_index_t nc;
-    FC_OMP_PARALLEL_FOR(nt)
+    /* (a write-only 2x2 backward -- winner gets dy, the others 0, no zeroing pass -- was
+     * measured slower than this zero + scatter: four compare-selects per window) */
+    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
     for (nc = 0; nc < N * C; nc++) {
         FC_T *dxp = dx + nc * HW;
         const FC_T *dyp = dy + nc * P;
