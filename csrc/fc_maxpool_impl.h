@@ -38,26 +38,33 @@ static void FC_NAME(fc_maxpool2x2_plane)(const FC_T *FC_RESTRICT plane, FC_T *FC
         const FC_T *r0 = plane + i0, *r1 = r0 + W;
         FC_T *yrow = yp + oh * OW;
         fc_index_t *arow = ap + oh * OW;
+        /* Branch-free (random data makes branches unpredictable): the winner is kept as a
+         * position 0..3 (a, b, c, d) and turned into the flat index h*W + w at the store.
+         * Without NaN the rule is just "replace on strictly greater"; a window holding a
+         * NaN (rare; a predictable branch) is redone with the full NaN rule. */
         for (fc_index_t ow = 0; ow < OW; ow++) {
             const fc_index_t j = 2 * ow;
-            FC_T best = r0[j];
-            fc_index_t arg = i0 + j;
+            const FC_T v[4] = {r0[j], r0[j + 1], r1[j], r1[j + 1]};
+            FC_T best = v[0];
+            int pos = 0;
+            pos = v[1] > best ? 1 : pos;
+            best = v[1] > best ? v[1] : best;
+            pos = v[2] > best ? 2 : pos;
+            best = v[2] > best ? v[2] : best;
+            pos = v[3] > best ? 3 : pos;
+            best = v[3] > best ? v[3] : best;
             /* v != v is the NaN test (no -ffast-math, so it holds) */
-            /* branch-free (random data makes the branches unpredictable): the condition is
-             * `v > best || (v is NaN && best is not)` with & and | on 0/1 ints */
-#define FC_TAKE(v, idx)                                                     \
-    {                                                                       \
-        const FC_T v_ = (v);                                                \
-        const int take = (v_ > best) | ((v_ != v_) & (best == best));       \
-        best = take ? v_ : best;                                            \
-        arg = take ? (idx) : arg;                                           \
-    }
-            FC_TAKE(r0[j + 1], i0 + j + 1)
-            FC_TAKE(r1[j], i0 + W + j)
-            FC_TAKE(r1[j + 1], i0 + W + j + 1)
-#undef FC_TAKE
+            if ((v[0] != v[0]) | (v[1] != v[1]) | (v[2] != v[2]) | (v[3] != v[3])) {
+                best = v[0];
+                pos = 0;
+                for (int k = 1; k < 4; k++)
+                    if (v[k] > best || (v[k] != v[k] && best == best)) {
+                        best = v[k];
+                        pos = k;
+                    }
+            }
             yrow[ow] = best;
-            arow[ow] = arg;
+            arow[ow] = i0 + j + (pos & 1) + (fc_index_t)(pos >> 1) * W;
         }
     }
 }
@@ -97,13 +104,33 @@ int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
                 const fc_index_t ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
                 FC_T best = (FC_T)(-INFINITY);
                 fc_index_t arg = -1;
+                int nan = 0;
+                /* The rule "first pixel, then replace on strictly greater" as selects (no
+                 * unpredictable branch); a NaN anywhere in the window (rare) -> redo the
+                 * window below with the NaN rule. An empty window (impossible from the
+                 * validated API) keeps -inf and -1. */
+                if (hs < he && ws < we) {
+                    best = plane[hs * W + ws];
+                    arg = hs * W + ws;
+                }
                 for (fc_index_t h = hs; h < he; h++) {
                     for (fc_index_t w = ws; w < we; w++) {
                         const FC_T v = plane[h * W + w];
-                        /* v != v is the NaN test (no -ffast-math, so it holds) */
-                        if (arg < 0 || v > best || (v != v && best == best)) {
-                            best = v;
-                            arg = h * W + w;
+                        const int take = v > best;
+                        best = take ? v : best;
+                        arg = take ? h * W + w : arg;
+                        nan |= v != v;   /* v != v is the NaN test (no -ffast-math) */
+                    }
+                }
+                if (nan) {
+                    arg = -1;
+                    for (fc_index_t h = hs; h < he; h++) {
+                        for (fc_index_t w = ws; w < we; w++) {
+                            const FC_T v = plane[h * W + w];
+                            if (arg < 0 || v > best || (v != v && best == best)) {
+                                best = v;
+                                arg = h * W + w;
+                            }
                         }
                     }
                 }

@@ -211,3 +211,24 @@ def test_small_work_runs_on_one_thread():
         assert cython_backend._threads(cython_backend.GRAIN - 1) == 1
         assert cython_backend._threads(cython_backend.GRAIN) == 2
         assert cython_backend._threads() == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size,stride,padding,hw", [(2, 2, 0, (8, 10)), (2, 2, 0, (7, 9)),
+                                                     (3, 2, 1, (9, 8)), (3, 1, 1, (5, 6))])
+def test_maxpool_fast_paths_match_reference_with_nan_and_ties(dtype, size, stride, padding, hw,
+                                                              rng):
+    # integers make ties common; NaN and -inf are sprinkled in (the select-based loops
+    # redo a window that holds a NaN with the full rule: first NaN wins)
+    x = rng.integers(-3, 3, (3, 2) + hw).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    res = {}
+    for name in ("numpy", "cython"):
+        with B.use_backend(name):
+            out, cache = K.maxpool2d_forward(x, size, stride, padding)
+            dx = K.maxpool2d_backward(np.arange(out.size, dtype=dtype).reshape(out.shape), cache)
+            res[name] = (out, cache.data[0], dx)
+    np.testing.assert_array_equal(res["cython"][0], res["numpy"][0])
+    np.testing.assert_array_equal(res["cython"][1], res["numpy"][1])
+    np.testing.assert_array_equal(res["cython"][2], res["numpy"][2])
