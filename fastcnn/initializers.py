@@ -40,6 +40,7 @@ import numbers
 
 import numpy as np
 
+from ._configurable import Configurable
 from ._validation import check_float
 from .random import get_rng
 
@@ -115,7 +116,7 @@ def compute_fans(shape) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``init(shape, dtype=np.float32, rng=None) -> ndarray``.
 
     Subclasses implement ``_generate(shape, dtype, rng)`` and keep their constructor
@@ -125,7 +126,6 @@ class Initializer:
     """
 
     _random = True      # False for the deterministic ones (zeros, ones, constant)
-    _config_keys: tuple[str, ...] = ()
 
     def __call__(self, shape, dtype=np.float32, rng=None) -> np.ndarray:
         where = type(self).__name__
@@ -139,21 +139,6 @@ class Initializer:
     def _generate(self, shape: tuple, dtype: np.dtype, rng) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement _generate().")
 
-    def get_config(self) -> dict:
-        return {key: getattr(self, key) for key in self._config_keys}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._configurable import Configurable
 from ._validation import check_float
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
@@ -47,10 +48,9 @@ def _sum_sq(w: np.ndarray) -> float:
     return float(np.dot(flat, flat))
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``reg(w) -> (penalty, grad)``; ``get_config()``; ``from_config()``."""
 
-    _config_keys: tuple[str, ...] = ()
 
     def __call__(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         grad = np.zeros_like(w)
@@ -64,21 +64,6 @@ class Regularizer:
         """Add d(penalty)/dw to ``grad`` in place and return the penalty."""
         raise NotImplementedError(f"{type(self).__name__} must implement _accumulate().")
 
-    def get_config(self) -> dict:
-        return {key: getattr(self, key) for key in self._config_keys}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _add_l1(w, grad, l1: float) -> float:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from ._configurable import Configurable
 from ._validation import check_float, check_nonnegative_int, check_positive_int
 
 __all__ = ["LearningRateSchedule", "StepDecay", "ExponentialDecay", "InverseTimeDecay",
@@ -43,13 +44,11 @@ def _nonnegative(where: str, name: str, value) -> float:
     return check_float(where, name, value, low=0, high_inclusive=False)
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """Base class: ``__call__(step) -> float``, ``get_config()``, ``from_config()``.
 
     Subclasses implement ``_rate(t)`` for the (step or epoch) time ``t``.
     """
-
-    _config_keys: tuple[str, ...] = ()
 
     def __init__(self, initial_learning_rate: float, steps_per_epoch=None):
         where = type(self).__name__
@@ -69,19 +68,6 @@ class LearningRateSchedule:
     def get_config(self) -> dict:
         keys = ("initial_learning_rate",) + self._config_keys + ("steps_per_epoch",)
         return {key: getattr(self, key) for key in keys}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class StepDecay(LearningRateSchedule):
