@@ -110,7 +110,11 @@ static inline void FC_NAME(fc_bn_apply_run)(const FC_T *FC_RESTRICT p, FC_T *FC_
 /* Channels per work item: 1 when a channel's run in a row is long (images), else 64
  * channels read row by row (the (N, D) layout: features contiguous, vectorized across
  * features). Depends on L only, never on the thread count. */
-static inline fc_index_t FC_NAME(fc_bn_block)(fc_index_t l) { return l > 1 ? 1 : 64; }
+#define FC_BN_DENSE_BLOCK 64
+static inline fc_index_t FC_NAME(fc_bn_block)(fc_index_t l)
+{
+    return l > 1 ? 1 : FC_BN_DENSE_BLOCK;
+}
 
 int FC_NAME(fc_batchnorm_fwd_train)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT gamma,
                                     const FC_T *FC_RESTRICT beta, double eps,
@@ -128,11 +132,13 @@ int FC_NAME(fc_batchnorm_fwd_train)(const FC_T *FC_RESTRICT x, const FC_T *FC_RE
         const fc_index_t c0 = blk * cb, c1 = c0 + cb < c ? c0 + cb : c;
         if (l > 1) {   /* one channel: N runs of length L */
             double s = 0.0;
-            for (fc_index_t img = 0; img < n; img++) s += FC_NAME(fc_sum)(x + (img * c + c0) * l, l);
+            for (fc_index_t img = 0; img < n; img++)
+                s += FC_NAME(fc_sum)(x + (img * c + c0) * l, l);
             const double mu = s / m;
             double v = 0.0;
             for (fc_index_t img = 0; img < n; img++)
-                v += FC_NAME(fc_sum_sqdev)(x + (img * c + c0) * l, l, FC_NAME(fc_bn_split)(mu));
+                v += FC_NAME(fc_sum_sqdev)(x + (img * c + c0) * l, l,
+                                           FC_NAME(fc_bn_split)(mu));
             v /= m;
             const double is = 1.0 / sqrt(v + eps);
             mean[c0] = mu;
@@ -144,29 +150,39 @@ int FC_NAME(fc_batchnorm_fwd_train)(const FC_T *FC_RESTRICT x, const FC_T *FC_RE
                 FC_NAME(fc_bn_apply_run)(x + (img * c + c0) * l, out + (img * c + c0) * l, l, muc,
                                          scale, beta[c0]);
         } else {       /* L == 1: channels c0..c1 of every row; vectorized across channels */
-            for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] = var[ch] = 0.0;
+            /* the same formulas as the l > 1 branch, with per-channel locals (FC_BN_DENSE_BLOCK
+             * wide) so that the row loops are plain vector loops over the block */
+            const fc_index_t nc = c1 - c0;
+            double s[FC_BN_DENSE_BLOCK] = {0}, v[FC_BN_DENSE_BLOCK] = {0};
+            FC_T hi[FC_BN_DENSE_BLOCK], lo[FC_BN_DENSE_BLOCK], sc[FC_BN_DENSE_BLOCK];
             for (fc_index_t img = 0; img < n; img++) {
-                const FC_T *row = x + img * c;
-                for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] += (double)row[ch];
+                const FC_T *FC_RESTRICT row = x + img * c + c0;
+                for (fc_index_t k = 0; k < nc; k++) s[k] += (double)row[k];
             }
-            for (fc_index_t ch = c0; ch < c1; ch++) mean[ch] /= m;
+            for (fc_index_t k = 0; k < nc; k++) {
+                const FC_NAME(fc_bn_center) muc = FC_NAME(fc_bn_split)(s[k] / m);
+                hi[k] = muc.hi;
+                lo[k] = muc.lo;
+            }
             for (fc_index_t img = 0; img < n; img++) {
-                const FC_T *row = x + img * c;
-                for (fc_index_t ch = c0; ch < c1; ch++) {
-                    const double d = (double)row[ch] - mean[ch];
-                    var[ch] += d * d;
+                const FC_T *FC_RESTRICT row = x + img * c + c0;
+                for (fc_index_t k = 0; k < nc; k++) {
+                    const FC_T d = (row[k] - hi[k]) - lo[k];
+                    v[k] += (double)(d * d);
                 }
             }
-            for (fc_index_t ch = c0; ch < c1; ch++) {
-                var[ch] /= m;
-                invstd[ch] = 1.0 / sqrt(var[ch] + eps);
+            for (fc_index_t k = 0; k < nc; k++) {
+                mean[c0 + k] = s[k] / m;
+                var[c0 + k] = v[k] / m;
+                invstd[c0 + k] = 1.0 / sqrt(var[c0 + k] + eps);
+                sc[k] = (FC_T)((double)gamma[c0 + k] * invstd[c0 + k]);
             }
             for (fc_index_t img = 0; img < n; img++) {
-                const FC_T *row = x + img * c;
-                FC_T *orow = out + img * c;
-                for (fc_index_t ch = c0; ch < c1; ch++)
-                    orow[ch] = (FC_T)((double)gamma[ch] * (((double)row[ch] - mean[ch]) * invstd[ch])
-                                      + (double)beta[ch]);
+                const FC_T *FC_RESTRICT row = x + img * c + c0;
+                const FC_T *FC_RESTRICT be = beta + c0;
+                FC_T *FC_RESTRICT orow = out + img * c + c0;
+                for (fc_index_t k = 0; k < nc; k++)
+                    orow[k] = ((row[k] - hi[k]) - lo[k]) * sc[k] + be[k];
             }
         }
     }
@@ -245,32 +261,43 @@ int FC_NAME(fc_batchnorm_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTR
                 }
             }
         } else {       /* L == 1: channels c0..c1 of every row; vectorized across channels */
-            for (fc_index_t ch = c0; ch < c1; ch++) dgamma[ch] = dbeta[ch] = 0.0;
+            /* the l > 1 branch's formulas with per-channel locals, as in the forward */
+            const fc_index_t nc = c1 - c0;
+            double sb[FC_BN_DENSE_BLOCK] = {0}, sg[FC_BN_DENSE_BLOCK] = {0};
+            FC_T hi[FC_BN_DENSE_BLOCK], lo[FC_BN_DENSE_BLOCK], ist[FC_BN_DENSE_BLOCK];
+            FC_T a[FC_BN_DENSE_BLOCK], b[FC_BN_DENSE_BLOCK], e[FC_BN_DENSE_BLOCK];
+            for (fc_index_t k = 0; k < nc; k++) {
+                const FC_NAME(fc_bn_center) muc = FC_NAME(fc_bn_split)(mean[c0 + k]);
+                hi[k] = muc.hi;
+                lo[k] = muc.lo;
+                ist[k] = (FC_T)invstd[c0 + k];
+            }
             for (fc_index_t img = 0; img < n; img++) {
-                const FC_T *drow = dout + img * c, *row = x + img * c;
-                for (fc_index_t ch = c0; ch < c1; ch++) {
-                    const double dv = (double)drow[ch];
-                    dbeta[ch] += dv;
-                    dgamma[ch] += dv * (((double)row[ch] - mean[ch]) * invstd[ch]);
+                const FC_T *FC_RESTRICT drow = dout + img * c + c0;
+                const FC_T *FC_RESTRICT row = x + img * c + c0;
+                for (fc_index_t k = 0; k < nc; k++) {
+                    sb[k] += (double)drow[k];
+                    sg[k] += (double)(drow[k] * (((row[k] - hi[k]) - lo[k]) * ist[k]));
                 }
             }
-            double sc[64], kk[64];   /* per-channel gamma*invstd and gamma*invstd/M */
-            for (fc_index_t ch = c0; ch < c1; ch++) {
-                sc[ch - c0] = (double)gamma[ch] * invstd[ch];
-                kk[ch - c0] = sc[ch - c0] / m;
+            for (fc_index_t k = 0; k < nc; k++) {
+                const double scale = (double)gamma[c0 + k] * invstd[c0 + k], k_ = scale / m;
+                dbeta[c0 + k] = sb[k];
+                dgamma[c0 + k] = sg[k];
+                a[k] = (FC_T)scale;
+                b[k] = (FC_T)(-k_ * sg[k]);
+                e[k] = (FC_T)(-k_ * sb[k]);
             }
             for (fc_index_t img = 0; img < n; img++) {
-                const FC_T *drow = dout + img * c, *row = x + img * c;
-                FC_T *q = dx + img * c;
+                const FC_T *FC_RESTRICT drow = dout + img * c + c0;
+                const FC_T *FC_RESTRICT row = x + img * c + c0;
+                FC_T *FC_RESTRICT q = dx + img * c + c0;
                 if (training) {
-                    for (fc_index_t ch = c0; ch < c1; ch++) {
-                        const double xhat = ((double)row[ch] - mean[ch]) * invstd[ch];
-                        q[ch] = (FC_T)(kk[ch - c0] * ((m * (double)drow[ch] - dbeta[ch])
-                                                      - xhat * dgamma[ch]));
-                    }
+                    for (fc_index_t k = 0; k < nc; k++)
+                        q[k] = a[k] * drow[k] +
+                               (b[k] * (((row[k] - hi[k]) - lo[k]) * ist[k]) + e[k]);
                 } else {
-                    for (fc_index_t ch = c0; ch < c1; ch++)
-                        q[ch] = (FC_T)(sc[ch - c0] * (double)drow[ch]);
+                    for (fc_index_t k = 0; k < nc; k++) q[k] = a[k] * drow[k];
                 }
             }
         }
