@@ -3,7 +3,8 @@
 What one row is (see also BENCHMARKS.md and :mod:`fastcnn.bench.cases`):
 
 * **median ms**: median over ``repeats`` timed rounds, after warm-up calls, of one call
-  of the kernel on preallocated inputs, all thread pools pinned to ``threads``.
+  of the kernel on preallocated inputs, all thread pools pinned to ``threads``; the
+  rounds of every backend of one case, direction and thread count are interleaved.
 * **GFLOP/s** (convolutions; forward ``2*N*F*C*KH*KW*OH*OW``, backward 2x, both 3x) or
   **GB/s** (pooling, batch norm; effective bytes, each tensor read or written once).
 * **% peak**: that rate as a fraction of the float32 GEMM rate (at the same thread
@@ -36,7 +37,7 @@ from .machine import machine_info, measure_bandwidth, measure_gemm
 from .memory import measure_in_subprocess
 from .steps import load_step_benchmarks
 from .targets import TARGET_DIRECTION, TARGET_THREADS, TARGETS, judge
-from .timing import median, pinned_threads, time_call
+from .timing import median, pinned_threads, time_call, time_interleaved
 from .torch_ref import torch_available, torch_callable, torch_outputs
 
 __all__ = ["Options", "run_report", "WORKSPACE_BUDGET_MB"]
@@ -116,31 +117,43 @@ def _callable(case, direction, backend, inp):
 
 
 def _measure_kernels(opts, machine, use_torch, progress, errors):
-    """Time every planned (case, direction, backend) at every thread count. A backend
-    that raises is reported in ``errors`` (and skipped) instead of ending the report."""
+    """Time every planned (case, direction, backend) at every thread count.
+
+    The backends of one (case, direction, threads) are timed together with their rounds
+    interleaved (:func:`~fastcnn.bench.timing.time_interleaved`), so their ratios are
+    measured back to back. A backend that raises is reported in ``errors`` (and
+    skipped) instead of ending the report.
+    """
     rows = []
-    by_case = {}
+    groups = {}
     for case, direction, backend in _plan(opts, use_torch):
-        by_case.setdefault(case.name, (case, []))[1].append((direction, backend))
-    for case, items in by_case.values():
+        groups.setdefault((case.name, direction), (case, direction, []))[2].append(backend)
+    references = {}
+    for case, direction, backends in groups.values():
         inp = C.make_inputs(case)
-        with pinned_threads(max(opts.threads)):
-            reference = C.kernel_outputs(case, "fwd+bwd", "numpy", inp)
-        for direction, backend in items:
+        if case.name not in references:
+            references = {}                       # keep one case's reference at a time
+            with pinned_threads(max(opts.threads)):
+                references[case.name] = C.kernel_outputs(case, "fwd+bwd", "numpy", inp)
+        fns, checks = {}, {}
+        for backend in backends:
             try:
                 with pinned_threads(max(opts.threads)):
-                    check, err = _check(case, direction, backend, inp, reference)
-                fn = _callable(case, direction, backend, inp)
+                    checks[backend] = _check(case, direction, backend, inp,
+                                             references[case.name])
+                fns[backend] = _callable(case, direction, backend, inp)
             except Exception as exc:  # noqa: BLE001 - reported, not hidden
                 errors.append(f"{case.name} {direction} {backend}: {type(exc).__name__}: {exc}")
                 progress.update(len(opts.threads))
-                continue
-            amount = C.work(case, direction, inp["x"].itemsize)
-            for threads in opts.threads:
-                progress.set_postfix_str(f"{case.name} {direction} {backend} {threads}t")
-                with pinned_threads(threads):
-                    times = time_call(fn, repeats=opts.repeats, warmup=opts.warmup)
+        amount = C.work(case, direction, inp["x"].itemsize)
+        for threads in opts.threads:
+            progress.set_postfix_str(f"{case.name} {direction} {threads}t")
+            with pinned_threads(threads):
+                all_times = time_interleaved(fns, repeats=opts.repeats, warmup=opts.warmup,
+                                             on_warm=lambda name: progress.update(1))
+            for backend, times in all_times.items():
                 seconds = median(times)
+                check, err = checks[backend]
                 row = {"kernel": case.kernel, "case": case.name, "shape": case.shape_text,
                        "direction": direction, "backend": backend, "threads": threads,
                        "dtype": "float32", "median_ms": seconds * 1e3,
@@ -153,8 +166,7 @@ def _measure_kernels(opts, machine, use_torch, progress, errors):
                 else:
                     row["frac_peak"] = row["gbs"] / machine["bandwidth"]["gbs"]
                 rows.append(row)
-                progress.update(1)
-            del fn
+        del fns
     _add_ratios(rows)
     return rows
 

@@ -24,7 +24,7 @@ import time
 
 from ..backend import use_num_threads
 
-__all__ = ["pinned_threads", "time_call", "median"]
+__all__ = ["pinned_threads", "time_call", "time_interleaved", "median"]
 
 
 @contextlib.contextmanager
@@ -72,6 +72,40 @@ def time_call(fn, repeats: int = 5, warmup: int = 2, min_round: float = 0.005) -
         for _ in range(inner):
             fn()
         times.append((clock() - start) / inner)
+    return times
+
+
+def time_interleaved(fns: dict, repeats: int = 5, warmup: int = 2,
+                     min_round: float = 0.005, on_warm=None) -> dict:
+    """:func:`time_call` for several functions doing the same work, with their timed
+    rounds *interleaved* (round 1 of each, then round 2 of each, ...).
+
+    On a shared machine another process's burst then slows every contender's round
+    alike instead of one contender's five, so the ratios between them stay fair.
+    ``on_warm(name)`` is called after each function's warm-up (e.g. to show progress).
+    Returns ``{name: [seconds per call, one per round]}``.
+    """
+    if repeats < 1:
+        raise ValueError(f"time_interleaved: repeats must be >= 1; got {repeats!r}.")
+    clock = time.perf_counter
+    inner = {}
+    for name, fn in fns.items():
+        single = float("inf")
+        for _ in range(max(warmup, 1)):
+            start = clock()
+            fn()
+            single = min(single, clock() - start)
+        inner[name] = (1 if single >= min_round
+                       else min(1000, int(min_round / max(single, 1e-7)) + 1))
+        if on_warm is not None:
+            on_warm(name)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = clock()
+            for _ in range(inner[name]):
+                fn()
+            times[name].append((clock() - start) / inner[name])
     return times
 
 
