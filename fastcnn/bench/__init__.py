@@ -63,6 +63,9 @@ def add_arguments(parser) -> None:
                         help="size of the square float32 GEMM measuring the machine's rate")
     parser.add_argument("--bandwidth-mb", type=int, default=256,
                         help="MB copied to measure memory bandwidth")
+    parser.add_argument("--steps", nargs="+", metavar="NAME",
+                        help="training-step benchmarks to run (default: all; --quick: the "
+                             "MNIST net only; 'none' for no step benchmarks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -100,12 +103,16 @@ def run(args) -> int:
         opts.directions = ("fwd+bwd",)
         opts.memory_batches = (8, 32)
         opts.memory_backends = [get_backend()]
+        from .steps import load_step_benchmarks
+        opts.steps = [n for n, b in load_step_benchmarks()[0].items() if b.quick]
     if args.cases:
         opts.cases = _names(args.cases)
     if args.backends:
         opts.backends = _names(args.backends)
     if args.directions:
         opts.directions = tuple(_names(args.directions))
+    if args.steps:
+        opts.steps = [] if _names(args.steps) == ["none"] else _names(args.steps)
     if args.memory_batches:
         opts.memory_batches = tuple(_ints(args.memory_batches))
     try:

@@ -37,7 +37,7 @@ from .machine import machine_info, measure_bandwidth, measure_gemm
 from .memory import measure_in_subprocess
 from .steps import load_step_benchmarks
 from .targets import TARGET_DIRECTION, TARGET_THREADS, TARGETS, judge
-from .timing import median, pinned_threads, time_call, time_interleaved
+from .timing import median, pinned_threads, time_interleaved
 from .torch_ref import torch_available, torch_callable, torch_outputs
 
 __all__ = ["Options", "run_report", "WORKSPACE_BUDGET_MB"]
@@ -68,6 +68,7 @@ class Options:
     progress: bool = True
     json_path: str | None = None
     command: str = ""
+    steps: list | None = None              # training-step benchmarks to run (None: all)
 
 
 # ------------------------------------------------------------------------ measuring
@@ -353,36 +354,70 @@ def _breakdown_section(opts, out, progress, errors):
     return rows
 
 
+def _step_callable(backend, build):
+    """Build one step (untimed) and return it; a fastcnn backend's step runs inside
+    ``use_backend`` on every call (~40 us, a small fraction of any step here), so the
+    steps of all backends can be timed interleaved."""
+    if backend in ("gemms", "torch"):
+        return build()
+    with use_backend(backend):
+        step = build()
+
+    def run():
+        with use_backend(backend):
+            return step()
+    return run
+
+
 def _steps_section(opts, use_torch, out, progress, errors):
-    registry, errors = load_step_benchmarks()
+    """Time every registered training step (:mod:`fastcnn.bench.steps`) per thread count;
+    the rounds of all backends, ``gemms`` and ``torch`` of one step are interleaved."""
+    registry, import_errors = load_step_benchmarks()
     print("## Training steps\n", file=out)
     if not registry:
         print("No step benchmarks registered (see fastcnn/bench/steps.py: register_step"
-              + (f"; import errors: {errors}" if errors else "") + ").\n", file=out)
+              + (f"; import errors: {import_errors}" if import_errors else "") + ").\n",
+              file=out)
         return []
-    rows = []
-    for bench in registry.values():
+    errors.extend(f"step module {e}" for e in import_errors)
+    benches = [b for b in registry.values() if opts.steps is None or b.name in opts.steps]
+    rows, checks = [], {}
+    for bench in benches:
+        if use_torch and bench.check is not None:
+            progress.set_postfix_str(f"step {bench.name} check")
+            try:
+                with pinned_threads(max(opts.threads)):
+                    checks[bench.name] = bench.check()
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                errors.append(f"step {bench.name} check: {type(exc).__name__}: {exc}")
         builders = [(b, bench.build) for b in opts.backends]
         if bench.build_gemms is not None:
             builders.append(("gemms", bench.build_gemms))
         if use_torch and bench.build_torch is not None:
             builders.append(("torch", bench.build_torch))
-        for backend, build in builders:
-            for threads in opts.threads:
-                progress.set_postfix_str(f"step {bench.name} {backend} {threads}t")
+        for threads in opts.threads:
+            progress.set_postfix_str(f"step {bench.name} {threads}t")
+            fns = {}
+            with pinned_threads(threads):
+                for backend, build in builders:
+                    try:
+                        fns[backend] = _step_callable(backend, build)
+                    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                        errors.append(f"step {bench.name} {backend} {threads}t: "
+                                      f"{type(exc).__name__}: {exc}")
                 try:
-                    with pinned_threads(threads), contextlib.ExitStack() as stack:
-                        if backend not in ("gemms", "torch"):
-                            stack.enter_context(use_backend(backend))
-                        step = build()
-                        times = time_call(step, repeats=opts.repeats, warmup=opts.warmup)
+                    all_times = time_interleaved(fns, repeats=opts.repeats,
+                                                 warmup=opts.warmup)
                 except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                    errors.append(f"step {bench.name} {backend} {threads}t: "
-                                  f"{type(exc).__name__}: {exc}")
-                    continue
-                rows.append({"step": bench.name, "backend": backend, "threads": threads,
+                    errors.append(f"step {bench.name} {threads}t: {type(exc).__name__}: {exc}")
+                    all_times = {}
+            del fns
+            for backend, times in all_times.items():
+                rows.append({"step": bench.name, "description": bench.description,
+                             "backend": backend, "threads": threads,
                              "median_ms": median(times) * 1e3,
                              "times_ms": [t * 1e3 for t in times]})
+            progress.update(1)
     index = {(r["step"], r["backend"], r["threads"]): r["median_ms"] for r in rows}
     lines = []
     for r in rows:
@@ -405,7 +440,22 @@ def _steps_section(opts, use_torch, out, progress, errors):
         r["targets"] = verdicts
         lines.append([r["step"], r["backend"], r["threads"], _ms(r["median_ms"]),
                       _fmt(vs_torch), _fmt(vs_gemms), "; ".join(verdicts)])
+    for bench in benches:
+        print(f"- {bench.name}: {bench.description}", file=out)
+    print("\nOne step = forward, loss, backward, optimizer update on a fixed batch; "
+          "gemms = the step's matrix products alone (np.matmul, out= preallocated); "
+          "x torch / x GEMMs = this time / that one (same step, threads).\n", file=out)
     _table(["step", "backend", "thr", "median ms", "x torch", "x GEMMs", "target"], lines, out)
+    if checks:
+        print("First-step loss, fastcnn (default backend) vs the PyTorch twin, same weights "
+              "and batch:\n", file=out)
+        for name, c in checks.items():
+            print(f"- {name}: {c['fastcnn']:.6f} vs {c['torch']:.6f} (relative "
+                  f"{c['rel_error']:.1e}): {'ok' if c['ok'] else 'FAIL'}", file=out)
+            for r in rows:
+                if r["step"] == name:
+                    r["check"] = c
+        print(file=out)
     return rows
 
 
@@ -425,6 +475,12 @@ def run_report(opts: Options, out=None) -> dict:
     if unknown:
         raise ValueError(f"bench: backends must be among the available ones "
                          f"{available_backends()}; got {unknown}.")
+    if opts.steps:
+        registry, _ = load_step_benchmarks()
+        unknown = [n for n in opts.steps if n not in registry]
+        if unknown:
+            raise ValueError(f"bench: steps must be among the registered ones "
+                             f"{sorted(registry)}; got {unknown}.")
     use_torch = opts.torch and torch_available()
     plan = _plan(opts, use_torch)
     total = (len(plan) * len(opts.threads) + len(opts.threads) + 1

@@ -15,8 +15,9 @@ name (suggested)          network
                           Dense(200->10), Adam; batch 100. Target <= 0.6x PyTorch.
 ========================  =====================================================
 
-The networks are built with ``fastcnn``'s layers, which live elsewhere; this module
-only defines how a step benchmark plugs into the report. To add one::
+The three above are registered by :mod:`fastcnn.bench.step_nets` (listed in
+:data:`STEP_MODULES`), which also holds their PyTorch twins and GEMMs-alone baselines.
+This module defines how a step benchmark plugs into the report. To add one::
 
     from fastcnn.bench.steps import StepBenchmark, register_step
 
@@ -31,12 +32,14 @@ only defines how a step benchmark plugs into the report. To add one::
         build=build_cifar_step,
         build_torch=build_cifar_step_torch,   # optional: the same step in PyTorch
         build_gemms=build_cifar_gemms,        # optional: its GEMMs alone, preallocated
+        check=check_cifar_step,               # optional: -> {"ok": bool, "rel_error": ...}
         max_vs_torch=0.7, max_vs_gemms=1.3))
 
 ``python -m fastcnn bench`` then times each registered step per backend (``build`` is
-called inside ``use_backend``) and thread count exactly like a kernel (warm-up, median
-of repeats, threads pinned), adds rows for ``torch`` and ``gemms`` when given, and
-judges the targets at 2 threads. Registration is by import: put the ``register_step``
+called inside ``use_backend``, and so is every call of its step) and thread count like
+a kernel (warm-up, median of repeats, threads pinned, the rounds of every backend,
+``torch`` and ``gemms`` interleaved), runs ``check`` once, and judges the targets at 2
+threads. Registration is by import: put the ``register_step``
 calls in a module listed in :data:`STEP_MODULES` (imported lazily by the report, so a
 missing layer API only means no step rows).
 """
@@ -63,13 +66,15 @@ class StepBenchmark:
     build_gemms: Callable[[], Callable[[], object]] | None = None
     max_vs_torch: float | None = None
     max_vs_gemms: float | None = None
+    check: Callable[[], dict] | None = None
+    quick: bool = False          # run by ``python -m fastcnn bench --quick``
 
 
 #: name -> StepBenchmark; filled by :func:`register_step`.
 STEP_BENCHMARKS: dict[str, StepBenchmark] = {}
 
 #: Modules whose import registers step benchmarks (missing ones are skipped).
-STEP_MODULES: list[str] = []
+STEP_MODULES: list[str] = ["fastcnn.bench.step_nets"]
 
 
 def register_step(bench: StepBenchmark) -> StepBenchmark:
@@ -89,3 +94,8 @@ def load_step_benchmarks() -> tuple[dict[str, StepBenchmark], list[str]]:
         except ImportError as err:
             errors.append(f"{module}: {err}")
     return STEP_BENCHMARKS, errors
+
+
+# The course nets register themselves when imported; imported here (last: it uses the
+# names above) so the registry is filled as soon as this module is.
+from . import step_nets as _step_nets  # noqa: E402,F401
