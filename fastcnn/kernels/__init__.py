@@ -9,7 +9,7 @@ assume valid, C-contiguous, same-dtype input. See DESIGN.md, "Kernel API".
 call                                                           returns
 =============================================================  ====================
 ``conv2d_forward(x, w, b, stride=1, padding=0)``               ``out, cache``
-``conv2d_backward(dout, cache)``                               ``dx, dw, db``
+``conv2d_backward(dout, cache, need_dx=True)``                ``dx, dw, db``
 ``maxpool2d_forward(x, size=2, stride=None, padding=0)``       ``out, cache``
 ``maxpool2d_backward(dout, cache)``                            ``dx``
 ``batchnorm_forward(x, gamma, beta, running_mean, running_var,
@@ -173,7 +173,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     return out, KernelCache("conv2d", name, out.shape, dtype, data, extra=has_bias)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, need_dx=True):
     """Gradients of :func:`conv2d_forward`.
 
     .. math::
@@ -182,10 +182,19 @@ def conv2d_backward(dout, cache):
 
     Returns ``dx (N, C, H, W), dw (F, C, KH, KW), db (F,)`` (``db`` is None when the
     forward pass had no bias).
+
+    ``need_dx=False`` skips the whole ``dx`` computation (the ``W^T @ dout`` GEMMs and
+    col2im, about a third of the backward) and returns ``dx = None``: a network's first
+    layer never needs the gradient of its input. ``dw`` and ``db`` are the same bits
+    either way.
     """
     dout = _check_dout("conv2d_backward", dout, cache)
-    dx, dw, db = _backend.backend_module(cache.backend).conv2d_backward(dout, cache.data)
-    return dx, dw, (db if cache.extra else None)
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"conv2d_backward: need_dx must be a bool; got {need_dx!r}.")
+    need_dx = bool(need_dx)
+    dx, dw, db = _backend.backend_module(cache.backend).conv2d_backward(
+        dout, cache.data, need_dx)
+    return (dx if need_dx else None), dw, (db if cache.extra else None)
 
 
 # ------------------------------------------------------------------------ im2col

@@ -166,12 +166,13 @@ def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise,
 
 @njit(parallel=True, **_JIT)
 def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows, pointwise,
-                         kh, kw, sh, sw, pt, pl, oh, ow):
+                         need_dx, kh, kw, sh, sw, pt, pl, oh, ow):
     """Per image n in ``[n0, n0+nb)`` (one thread each), with ``d = dout3[n]`` (F, P):
     ``parts[n - n0] = d @ cols_n.T`` (this image's share of dw) and
     ``dx[n] = col2im(w2.T @ d)`` (the GEMM result overwrites the column buffer),
     ``rows`` output rows at a time (tiles in a fixed order, so sums are deterministic;
-    a partial tile's ``dout`` is copied to ``dbuf`` and its dw product to ``pbuf``)."""
+    a partial tile's ``dout`` is copied to ``dbuf`` and its dw product to ``pbuf``).
+    With ``need_dx`` False only ``parts`` is computed and ``dx`` is never touched."""
     C = x.shape[1]
     F, P = w2.shape[0], dout3.shape[2]
     for m in prange(nb):
@@ -179,17 +180,20 @@ def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows
         d = dout3[n]
         if pointwise:
             np.dot(d, x[n].reshape((C, P)).T, parts[m])
-            np.dot(w2.T, d, dx[n].reshape((C, P)))
+            if need_dx:
+                np.dot(w2.T, d, dx[n].reshape((C, P)))
             continue
         tid = get_thread_id()
-        dx[n] = 0
+        if need_dx:
+            dx[n] = 0
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
             tp = (r1 - r0) * ow
             cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow)
             if tp == P:                                 # the whole image in one tile
                 np.dot(d, cv.T, parts[m])
-                np.dot(w2.T, d, cv)                     # dcols_n, overwriting cols_n
+                if need_dx:
+                    np.dot(w2.T, d, cv)                 # dcols_n, overwriting cols_n
             else:
                 dt = dbuf[tid, :F * tp].reshape((F, tp))
                 for f in range(F):
@@ -200,7 +204,10 @@ def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows
                     ptile = pbuf[tid].reshape(parts[m].shape)
                     np.dot(dt, cv.T, ptile)
                     parts[m] += ptile
-                np.dot(w2.T, dt, cv)
+                if need_dx:
+                    np.dot(w2.T, dt, cv)
+            if not need_dx:
+                continue
             flat = cols[tid]
             for c in range(C):
                 _col2im_plane(flat, c * kh * kw * tp, tp, r0, r1, dx[n, c],

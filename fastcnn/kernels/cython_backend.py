@@ -193,16 +193,19 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     return out, (x, w, g)
 
 
-def conv2d_backward(dout, cache):
-    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)``."""
+def conv2d_backward(dout, cache, need_dx=True):
+    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)``; with
+    ``need_dx=False`` the ``W2.T @ dout`` GEMMs and col2im are skipped and dx is None."""
     x, w, g = cache
     f = w.shape[0]
-    dx = np.empty_like(x)
+    # without dx the C code gets a 1-element stand-in it never touches (a memoryview
+    # cannot be None and &dx[0, 0, 0, 0] needs an element)
+    dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
     dw = np.empty_like(w)
     db = np.zeros(f, dtype=np.float64)     # summed in double, returned in the input dtype
     if g.n == 0:
         dw.fill(0)
-        return dx, dw, db.astype(dout.dtype)
+        return (dx if need_dx else None), dw, db.astype(dout.dtype)
     nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
     nb, slot, nblocks = _conv_plan(g, f, x.dtype)
     groups = min(nblocks, MAX_GROUPS)
@@ -213,11 +216,11 @@ def conv2d_backward(dout, cache):
         with _blas_threads(1):
             _kernels.conv2d_backward(dout, x, w, dx, dw, db,
                                      parts[:groups * w.size].reshape(groups, w.size),
-                                     db_parts, work, slot, g, nb, _is_1x1(g), nt)
+                                     db_parts, work, slot, g, nb, _is_1x1(g), nt, need_dx)
     finally:
         _give("conv_work", work)
         _give("conv_dw_parts", parts)
-    return dx, dw, db.astype(dout.dtype)
+    return (dx if need_dx else None), dw, db.astype(dout.dtype)
 
 
 def maxpool2d_forward(x, g: WindowGeometry):

@@ -195,8 +195,9 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     return out, (x, w, g)
 
 
-def conv2d_backward(dout, cache):
-    """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols_n.T``, ``dx[n] = col2im(w2.T @ dout[n])``.
+def conv2d_backward(dout, cache, need_dx=True):
+    """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols_n.T``, ``dx[n] = col2im(w2.T @ dout[n])``
+    (skipped, and dx None, when ``need_dx`` is False).
 
     ``dw`` is deterministic: each image's product goes to its own slot of a chunk of
     ``nb`` images (``nb`` fixed by :data:`DW_PARTS_BUDGET_BYTES` and the shapes, never
@@ -204,9 +205,11 @@ def conv2d_backward(dout, cache):
     x, w, g = cache
     f, k = w.shape[0], g.c * g.kh * g.kw
     dtype = dout.dtype
-    dx = np.empty(g.input_shape, dtype=dtype)
+    # without dx the jitted kernel gets a 1-element stand-in of the same type (4-D) that
+    # it never touches
+    dx = np.empty(g.input_shape if need_dx else (1, 1, 1, 1), dtype=dtype)
     if g.n == 0:
-        return dx, np.zeros(w.shape, dtype=dtype), np.zeros(f, dtype=dtype)
+        return (dx if need_dx else None), np.zeros(w.shape, dtype=dtype), np.zeros(f, dtype=dtype)
     dout3 = dout.reshape(g.n, f, -1)
     db64 = np.empty(f, dtype=np.float64)
     dw64 = np.zeros((f, k), dtype=np.float64)
@@ -223,9 +226,9 @@ def conv2d_backward(dout, cache):
         for n0 in range(0, g.n, nb):
             m = min(nb, g.n - n0)
             _conv.conv_backward_kernel(x, w.reshape(f, k), dout3, dx, parts, cols, dbuf, pbuf,
-                                       n0, m, rows, pointwise, *_window_args(g))
+                                       n0, m, rows, pointwise, need_dx, *_window_args(g))
             _conv.accumulate_kernel(dw64, parts[:m])
-    return dx, dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
+    return (dx if need_dx else None), dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
 
 
 # -------------------------------------------------------------------------- maxpool

@@ -72,15 +72,15 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     return np.ascontiguousarray(out), (x, w, g)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, need_dx=True):
     """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)`` where
-    ``dout2 = dout`` as ``(F, N*OH*OW)``."""
+    ``dout2 = dout`` as ``(F, N*OH*OW)``; ``dx`` is None when ``need_dx`` is False."""
     x, w, g = cache
     f = w.shape[0]
     dout2 = dout.transpose(1, 0, 2, 3).reshape(f, -1)     # (F, N*OH*OW)
     db = dout2.sum(axis=1)
     dw = (dout2 @ im2col(x, g).T).reshape(w.shape)
-    dx = col2im(w.reshape(f, -1).T @ dout2, g)
+    dx = col2im(w.reshape(f, -1).T @ dout2, g) if need_dx else None
     return dx, dw, db
 
 

@@ -216,10 +216,10 @@ cdef int _conv_bwd_group(const floating *dout, const floating *x, const floating
                          floating *dx, floating *dw_g, double *db_g, floating *cols,
                          floating *buf, fc_geom cg, Py_ssize_t N, Py_ssize_t nb,
                          Py_ssize_t blk0, Py_ssize_t blk1, int f, int ckk, int p,
-                         bint is_1x1) noexcept nogil:
+                         bint is_1x1, bint need_dx) noexcept nogil:
     """Backward of blocks [blk0, blk1) in order: dW_g (F, CKK) and db_g (F,) get this group's
-    sums (dW_g overwritten by the first block, then beta = 1), dx of its images written.
-    Returns a C status."""
+    sums (dW_g overwritten by the first block, then beta = 1), dx of its images written
+    (unless ``need_dx`` is false: then ``dx`` is never touched). Returns a C status."""
     cdef Py_ssize_t blk, n0, xs = cg.c * cg.h * cg.w, ds = <Py_ssize_t>f * p
     cdef int ncols, status = 0
     cdef const floating *c
@@ -250,6 +250,8 @@ cdef int _conv_bwd_group(const floating *dout, const floating *x, const floating
         # dW_g (F, CKK) (+)= d (F, ncols) @ cols.T   (beta = 0 for the group's first block)
         _gemm(False, True, f, ckk, ncols, <floating>1.0, d, ncols, c, ncols,
               <floating>(0.0 if blk == blk0 else 1.0), dw_g, ckk)
+        if not need_dx:
+            continue
         # dcols (CKK, ncols) = W2.T @ d, then dx[blk] = col2im(dcols); 1x1: straight into dx
         dc = dx + n0 * xs if is_1x1 else cols
         _gemm(True, False, ckk, ncols, f, <floating>1.0, w, ckk, d, ncols, <floating>0.0,
@@ -271,7 +273,8 @@ def conv2d_backward(const floating[:, :, :, ::1] dout,  # IN  (N, F, OH, OW), N 
                     floating[:, ::1] dw_parts,          # workspace (G, F*CKK)
                     double[:, ::1] db_parts,            # workspace (G, F), zeroed
                     floating[::1] work, Py_ssize_t slot,   # as in conv2d_forward
-                    g, Py_ssize_t nb, bint is_1x1, int n_threads):
+                    g, Py_ssize_t nb, bint is_1x1, int n_threads,
+                    bint need_dx=True):                 # False: dx is a stand-in, untouched
     """``db = sum(dout)``, ``dW = sum_n dout[n] @ cols[n].T``, ``dx[n] = col2im(W2.T @
     dout[n])``; groups of blocks shared out by OpenMP, partials summed in group order."""
     cdef Py_ssize_t N = x.shape[0], G = dw_parts.shape[0], grp, e, k, ff
@@ -297,7 +300,7 @@ def conv2d_backward(const floating[:, :, :, ::1] dout,  # IN  (N, F, OH, OW), N 
                                       ws, ws + (0 if is_1x1 else <Py_ssize_t>ckk * nb * p),
                                       cg, N, nb,
                                       grp * nblocks // G, (grp + 1) * nblocks // G,
-                                      f, ckk, p, is_1x1)
+                                      f, ckk, p, is_1x1, need_dx)
         # dw = dW_0 + dW_1 + ... in group order, element by element (static split of the
         # elements: each element is summed by one thread in the same order)
         for e in prange(size, num_threads=n_threads, schedule="static"):
