@@ -131,6 +131,8 @@ def test_fit_rejects_bad_verbose_and_guard():
         cnn().fit(x, y, explosion_guard="maybe")
 
 
+# A diverging run overflows on purpose: NumPy's overflow warnings are expected here.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_explosion_guard_names_a_layer_and_keeps_checkpoints(tmp_path):
     x, y = blobs()
     model = cnn(SGD(learning_rate=0.05))
@@ -180,6 +182,8 @@ def test_explosion_guard_tolerates_noise_of_a_trained_model():
     assert max(losses) > 3 * losses[0]         # the plain first-batch rule would have tripped
 
 
+# A diverging run overflows on purpose: NumPy's overflow warnings are expected here.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_explosion_guard_off_lets_training_run():
     x, y = blobs()
     model = cnn(SGD(learning_rate=1e3))
