@@ -113,10 +113,31 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        for layer in reversed(self._layers):
-            dout = layer.backward(dout)
-        return dout
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Backward through every layer; returns ``dL/dx`` of the model's input, or
+        None with ``need_dx=False`` (the first layer may then skip computing it, as
+        a training step does: the data needs no gradient)."""
+        with self._input_grad(need_dx):
+            for layer in reversed(self._layers):
+                dout = layer.backward(dout)
+        return dout if need_dx else None
+
+    def _input_grad(self, need_dx: bool):
+        """Context: with ``need_dx=False`` the first layer is told (``_skip_dx``) for
+        the duration of one backward pass only; never a lasting property."""
+        import contextlib
+        if need_dx or not self._layers:
+            return contextlib.nullcontext()
+        first = self._layers[0]
+
+        @contextlib.contextmanager
+        def skipping():
+            first._skip_dx = True
+            try:
+                yield
+            finally:
+                first._skip_dx = False
+        return skipping()
 
     @property
     def fused_softmax(self) -> bool:
@@ -133,13 +154,15 @@ class Sequential:
             x = layer.forward(x, training)
         return self._layers[-1].forward_logits(x, training)
 
-    def backward_from_loss(self, dout):
+    def backward_from_loss(self, dout, need_dx: bool = True):
+        """Backward of :meth:`forward_for_loss`; ``need_dx`` as in :meth:`backward`."""
         if not self.fused_softmax:
-            return self.backward(dout)
-        dout = self._layers[-1].backward_logits(dout)
-        for layer in reversed(self._layers[:-1]):
-            dout = layer.backward(dout)
-        return dout
+            return self.backward(dout, need_dx)
+        with self._input_grad(need_dx):
+            dout = self._layers[-1].backward_logits(dout)
+            for layer in reversed(self._layers[:-1]):
+                dout = layer.backward(dout)
+        return dout if need_dx else None
 
     # ------------------------------------------------------------ parameters
     def parameters(self) -> list:

@@ -154,14 +154,15 @@ def loss_and_gradients(model, x, y, training: bool = True, state: dict | None = 
     """Forward, loss (+ penalties) and backward for one batch; no parameter update.
 
     Returns ``(loss, out)`` where ``out`` is what the loss saw (logits when softmax is
-    fused). Fills ``state["dx"]`` (d loss / d x) when a dict is given.
+    fused). Fills ``state["dx"]`` (d loss / d x) when a dict is given; otherwise the
+    input gradient is not computed at all (the first layer skips it).
     """
     model.zero_grad()
     out = model.forward_for_loss(x, training=training)
     loss_fn = model.compiled_loss
     loss = loss_fn.forward(out, y)
     loss += regularization_penalty(model, add_gradients=True)
-    dx = model.backward_from_loss(loss_fn.backward())
+    dx = model.backward_from_loss(loss_fn.backward(), need_dx=state is not None)
     if state is not None:
         state["dx"] = dx
     return loss, out

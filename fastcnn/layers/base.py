@@ -192,7 +192,12 @@ class Layer:
         self._check_input(x)
         out = self.call(x, training)
         if self._activation is not None:
-            out = self._activation.forward(out, training)
+            # A fresh call() output is seen by no one else: the activation may
+            # overwrite it (no second full-size array, no page faults). Not so when
+            # call() hands back (a view of) its input, as Activation("relu") does.
+            self._act_fused = not np.may_share_memory(out, x)
+            out = (self._activation.forward_fused(out, training) if self._act_fused
+                   else self._activation.forward(out, training))
         self._out_shape = out.shape
         return out
 
@@ -200,8 +205,27 @@ class Layer:
         """``dx = dL/dx`` from ``dout = dL/dout``; accumulates parameter gradients."""
         self._check_dout(dout)
         if self._activation is not None:
-            dout = self._activation.backward(dout)
+            dout = (self._activation.backward_fused(dout) if self._act_fused
+                    else self._activation.backward(dout))
         return self.call_backward(dout)
+
+    # The fused-activation pair: what a layer with ``activation=...`` calls. ``x`` is
+    # the owner's fresh ``call()`` output (nobody else holds it, so it may be
+    # overwritten), and the returned gradient goes only to the owner's
+    # ``call_backward`` (so it may live in a buffer reused across steps). The
+    # default is the plain forward/backward; ReLU overrides both.
+    def forward_fused(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.forward(x, training)
+
+    def backward_fused(self, dout: np.ndarray) -> np.ndarray:
+        return self.backward(dout)
+
+    _act_fused = False
+
+    #: Set (briefly) by ``Sequential`` when nobody needs this layer's input gradient
+    #: (the first layer of a training step): ``backward`` may then skip computing
+    #: ``dx`` and return None. Layers without such a shortcut ignore it.
+    _skip_dx = False
 
     def _check_dout(self, dout) -> None:
         if self._out_shape is None:

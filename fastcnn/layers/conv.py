@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from .. import initializers, kernels
 from .._validation import check_positive_int, to_pair
 from . import activations
@@ -10,6 +12,9 @@ from ._util import (check_image_shape, check_padding, get_regularizer, initializ
 from .base import Layer
 
 __all__ = ["Conv2D"]
+
+# Whether the kernel API can skip the input gradient (``need_dx=False``).
+_KERNEL_SKIPS_DX = "need_dx" in inspect.signature(kernels.conv2d_backward).parameters
 
 
 class Conv2D(Layer):
@@ -96,7 +101,12 @@ class Conv2D(Layer):
         return out
 
     def call_backward(self, dout):
-        dx, dw, db = kernels.conv2d_backward(dout, self._cache)
+        if self._skip_dx and _KERNEL_SKIPS_DX:
+            # First layer of a training step: nobody needs dL/dx, so skip its GEMMs
+            # and col2im (dx comes back None).
+            dx, dw, db = kernels.conv2d_backward(dout, self._cache, need_dx=False)
+        else:
+            dx, dw, db = kernels.conv2d_backward(dout, self._cache)
         self.kernel.grad += dw
         if self.bias is not None:
             self.bias.grad += db

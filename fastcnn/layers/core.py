@@ -66,6 +66,8 @@ class Dense(Layer):
         self.bias = (self.add_weight("bias", (self.units,), self._bias_init, self.dtype)
                      if self.use_bias else None)
 
+    _dw = None          # x^T @ dout, a (D_in, D_out) buffer kept across steps
+
     def call(self, x, training):
         self._x = x
         out = x @ self.kernel.data
@@ -74,11 +76,16 @@ class Dense(Layer):
         return out
 
     def call_backward(self, dout):
-        # x.T @ dout straight into a scratch buffer, then one in-place add.
-        self.kernel.grad += self._x.T @ dout
+        # x^T @ dout into a kept buffer (never handed out), then one in-place add.
+        w = self.kernel
+        if self._dw is None or self._dw.shape != w.shape or self._dw.dtype != w.grad.dtype:
+            self._dw = np.empty_like(w.grad)
+        w.grad += np.matmul(self._x.T, dout, out=self._dw)
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=0)
-        return dout @ self.kernel.data.T
+        if self._skip_dx:           # first layer of a training step: dL/dx unused
+            return None
+        return dout @ w.data.T
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
