@@ -56,7 +56,7 @@ NAME = "cython"
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
     "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
-    "backend_info", "WORKSPACE_BYTES", "conv_chunk_images",
+    "backend_info", "WORKSPACE_BYTES", "conv_chunk_images", "maxpool_argmax",
 ]
 
 #: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
@@ -223,21 +223,52 @@ def conv2d_backward(dout, cache, need_dx=True):
     return (dx if need_dx else None), dw, db.astype(dout.dtype)
 
 
+def _is_pool2x2(g: WindowGeometry) -> bool:
+    """2x2 windows, stride 2, no padding on top/left: the windows tile the input (floor
+    mode drops an odd last row/column) and never overlap."""
+    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left) == (2, 2, 2, 2, 0, 0) and \
+        2 * g.oh <= g.h and 2 * g.ow <= g.w
+
+
 def maxpool2d_forward(x, g: WindowGeometry):
-    """Window max and the winner's flat index ``h*W + w`` (int64). Cache ``(argmax, g)``."""
+    """Window max and where it came from. Cache ``(where, g)``: for 2x2/2 pooling ``where``
+    is an int8 code per window (0..3: which of its 4 pixels won, row-major), 8x less memory
+    traffic than an int64 index; otherwise the winner's flat index ``h*W + w`` (int64).
+    :func:`maxpool_argmax` turns either into the flat index of the reference."""
     out = np.empty((g.n, g.c, g.oh, g.ow), dtype=x.dtype)
+    if _is_pool2x2(g):
+        code = np.empty(out.shape, dtype=np.int8)
+        if g.n > 0:
+            _kernels.maxpool2x2_forward(x, out, code, g, _threads(x.size))
+        return out, (code, g)
     argmax = np.empty((g.n, g.c, g.oh, g.ow), dtype=np.int64)
     if g.n > 0:
         _kernels.maxpool2d_forward(x, out, argmax, g, _threads(x.size))
     return out, (argmax, g)
 
 
+def maxpool_argmax(data) -> np.ndarray:
+    """The reference's ``argmax`` (flat index ``h*W + w`` of each window's winner, int64)
+    from the ``data`` of a maxpool cache of this backend (for tests and inspection)."""
+    where, g = data
+    if where.dtype != np.int8:
+        return where
+    code = where.astype(np.int64)
+    rows = 2 * np.arange(g.oh)[:, None] + code // 2
+    cols = 2 * np.arange(g.ow)[None, :] + code % 2
+    return rows * g.w + cols
+
+
 def maxpool2d_backward(dout, cache):
-    """``dx[n, c].flat[argmax] += dout`` (overlapping windows add up)."""
-    argmax, g = cache
+    """``dx[n, c].flat[argmax] += dout`` (overlapping windows add up); for 2x2/2 pooling
+    the same as one write-only pass (the winner gets ``0 + dout``, the others 0)."""
+    where, g = cache
     dx = np.empty(g.input_shape, dtype=dout.dtype)
     if g.n > 0:
-        _kernels.maxpool2d_backward(dout, argmax, dx, g, _threads(dx.size))
+        if where.dtype == np.int8:
+            _kernels.maxpool2x2_backward(dout, where, dx, g, _threads(dx.size))
+        else:
+            _kernels.maxpool2d_backward(dout, where, dx, g, _threads(dx.size))
     return dx
 
 

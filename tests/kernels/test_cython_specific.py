@@ -131,6 +131,8 @@ def test_bitwise_identical_for_1_and_2_threads(dtype, rng, monkeypatch):
                 res += [out, *K.conv2d_backward(out * 0.5 + 1, cache)]
             out, cache = K.maxpool2d_forward(x, 3, 2, 1)
             res += [out, cache.data[0], K.maxpool2d_backward(out, cache)]
+            out, cache = K.maxpool2d_forward(x, 2)       # the 2x2/2 kernels (int8 codes)
+            res += [out, cache.data[0], K.maxpool2d_backward(out, cache)]
             for xx in (x, x.reshape(11 * 4, -1)):
                 cc = xx.shape[1]
                 out, cache = K.batchnorm_forward(xx, np.ones(cc, dtype), np.zeros(cc, dtype),
@@ -172,7 +174,10 @@ def test_maxpool_nan_and_ties():
     with B.use_backend("cython"):
         out, cache = K.maxpool2d_forward(x, 2)
     np.testing.assert_array_equal(out[0, 0], [[np.nan, 3.0], [-np.inf, 5.0]])
-    np.testing.assert_array_equal(cache.data[0][0, 0], [[4, 2], [8, 10]])
+    assert cache.data[0].dtype == np.int8            # the 2x2/2 path keeps 1-byte codes
+    np.testing.assert_array_equal(cache.data[0][0, 0], [[2, 0], [0, 0]])
+    np.testing.assert_array_equal(cython_backend.maxpool_argmax(cache.data)[0, 0],
+                                  [[4, 2], [8, 10]])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -215,6 +220,7 @@ def test_small_work_runs_on_one_thread():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size,stride,padding,hw", [(2, 2, 0, (8, 10)), (2, 2, 0, (7, 9)),
+                                                     (2, 2, 0, (3, 600)), (2, 2, 0, (2, 2)),
                                                      (3, 2, 1, (9, 8)), (3, 1, 1, (5, 6))])
 def test_maxpool_fast_paths_match_reference_with_nan_and_ties(dtype, size, stride, padding, hw,
                                                               rng):
@@ -228,7 +234,25 @@ def test_maxpool_fast_paths_match_reference_with_nan_and_ties(dtype, size, strid
         with B.use_backend(name):
             out, cache = K.maxpool2d_forward(x, size, stride, padding)
             dx = K.maxpool2d_backward(np.arange(out.size, dtype=dtype).reshape(out.shape), cache)
-            res[name] = (out, cache.data[0], dx)
+            argmax = (cython_backend.maxpool_argmax(cache.data) if name == "cython"
+                      else cache.data[0])
+            res[name] = (out, argmax, dx)
     np.testing.assert_array_equal(res["cython"][0], res["numpy"][0])
     np.testing.assert_array_equal(res["cython"][1], res["numpy"][1])
     np.testing.assert_array_equal(res["cython"][2], res["numpy"][2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool2x2_backward_signed_zero_and_specials_as_reference(dtype, rng):
+    # the write-only 2x2 backward gives the winner 0 + dy: -0.0 -> +0.0, NaN/inf kept, as
+    # the reference's zero-fill + add
+    x = rng.standard_normal((2, 3, 6, 7)).astype(dtype)
+    dout = np.array([-0.0, 0.0, np.nan, -np.inf, 1.5, -2.0], dtype)[
+        rng.integers(0, 6, (2, 3, 3, 3))]
+    res = {}
+    for name in ("numpy", "cython"):
+        with B.use_backend(name):
+            out, cache = K.maxpool2d_forward(x, 2)
+            res[name] = K.maxpool2d_backward(dout, cache)
+    np.testing.assert_array_equal(res["cython"], res["numpy"])
+    assert np.array_equal(np.signbit(res["cython"]), np.signbit(res["numpy"]))

@@ -80,6 +80,14 @@ int fc_max_threads(void);
     /* dx = 0; dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j] */                        \
     int fc_maxpool2d_bwd_##SUF(const T *FC_RESTRICT dy, const fc_index_t *FC_RESTRICT argmax, \
                                T *FC_RESTRICT dx, const fc_geom *g, int n_threads);          \
+    /* 2x2 window, stride 2, no padding (2*OH <= H, 2*OW <= W): y as fc_maxpool2d_fwd and  \
+       code[n,c,oh,ow] in 0..3 = which pixel of the window won (row-major), i.e. argmax =  \
+       (2*oh + code/2)*W + 2*ow + code%2 */                                                  \
+    int fc_maxpool2x2_fwd_##SUF(const T *FC_RESTRICT x, T *FC_RESTRICT y,                    \
+                                int8_t *FC_RESTRICT code, const fc_geom *g, int n_threads);  \
+    /* dx of fc_maxpool2x2_fwd: the winner gets 0 + dy, every other pixel 0 (write-only) */  \
+    int fc_maxpool2x2_bwd_##SUF(const T *FC_RESTRICT dy, const int8_t *FC_RESTRICT code,     \
+                                T *FC_RESTRICT dx, const fc_geom *g, int n_threads);         \
     /* training forward: mean[c], var[c] (biased) over axes 0 and 2 of x (N, C, L), in     \
        double, two passes; invstd = 1/sqrt(var + eps); out as in fc_batchnorm_apply.       \
        fc_batchnorm.c */                                                                     \

@@ -2,7 +2,7 @@
 # never touch Python objects and run without the GIL, hence `noexcept nogil` everywhere.
 # Every kernel returns FC_OK (0), or FC_EINVAL for an impossible geometry (a bug if seen).
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int64_t
 
 cdef extern from "fastcnn/fastcnn.h" nogil:
     ctypedef int64_t fc_index_t
@@ -45,6 +45,14 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
                              const fc_geom *g, int n_threads) noexcept
     int fc_maxpool2d_bwd_f64(const double *dy, const fc_index_t *argmax, double *dx,
                              const fc_geom *g, int n_threads) noexcept
+    int fc_maxpool2x2_fwd_f32(const float *x, float *y, int8_t *code, const fc_geom *g,
+                              int n_threads) noexcept
+    int fc_maxpool2x2_fwd_f64(const double *x, double *y, int8_t *code, const fc_geom *g,
+                              int n_threads) noexcept
+    int fc_maxpool2x2_bwd_f32(const float *dy, const int8_t *code, float *dx, const fc_geom *g,
+                              int n_threads) noexcept
+    int fc_maxpool2x2_bwd_f64(const double *dy, const int8_t *code, double *dx,
+                              const fc_geom *g, int n_threads) noexcept
 
     # batch norm on (N, C, L) (csrc/fc_batchnorm_impl.h)
     int fc_batchnorm_fwd_train_f32(const float *x, const float *gamma, const float *beta,

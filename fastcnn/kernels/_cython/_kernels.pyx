@@ -15,7 +15,7 @@ and the design notes in :mod:`fastcnn.kernels.cython_backend`.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from fastcnn.kernels._cython._csrc cimport *
@@ -355,6 +355,40 @@ def maxpool2d_backward(const floating[:, :, :, ::1] dy,      # IN  (N, C, OH, OW
             status = fc_maxpool2d_bwd_f64(&dy[0, 0, 0, 0], &argmax[0, 0, 0, 0], &dx[0, 0, 0, 0],
                                           &cg, n_threads)
     _check(status, "fc_maxpool2d_bwd")
+
+
+def maxpool2x2_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W), N >= 1
+                       floating[:, :, :, ::1] y,         # OUT (N, C, OH, OW)
+                       int8_t[:, :, :, ::1] code,        # OUT (N, C, OH, OW), 0..3
+                       g, int n_threads):
+    """2x2 stride-2 unpadded pooling: window max and which of its 4 pixels won."""
+    cdef fc_geom cg = _geom(g, x.shape[0])
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fc_maxpool2x2_fwd_f32(&x[0, 0, 0, 0], &y[0, 0, 0, 0], &code[0, 0, 0, 0],
+                                           &cg, n_threads)
+        else:
+            status = fc_maxpool2x2_fwd_f64(&x[0, 0, 0, 0], &y[0, 0, 0, 0], &code[0, 0, 0, 0],
+                                           &cg, n_threads)
+    _check(status, "fc_maxpool2x2_fwd")
+
+
+def maxpool2x2_backward(const floating[:, :, :, ::1] dy,     # IN  (N, C, OH, OW), N >= 1
+                        const int8_t[:, :, :, ::1] code,     # IN  (N, C, OH, OW)
+                        floating[:, :, :, ::1] dx,           # OUT (N, C, H, W)
+                        g, int n_threads):
+    """dx of :func:`maxpool2x2_forward`: the winner gets dy, the other pixels 0."""
+    cdef fc_geom cg = _geom(g, dx.shape[0])
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fc_maxpool2x2_bwd_f32(&dy[0, 0, 0, 0], &code[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                                           &cg, n_threads)
+        else:
+            status = fc_maxpool2x2_bwd_f64(&dy[0, 0, 0, 0], &code[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                                           &cg, n_threads)
+    _check(status, "fc_maxpool2x2_bwd")
 
 
 # ------------------------------------------------------------------------ batchnorm
