@@ -156,3 +156,95 @@ def batchnorm_backward_kernel(dout, x, mean, invstd, gamma, training, dx, dgamma
             else:
                 for l in range(L):  # noqa: E741
                     dst[l] = scale * d[l]
+
+
+# ----------------------------------------------------------------------------- (N, D)
+# With L == 1 a "channel" is one column of the (N, D) matrix: the kernels above would walk
+# it with stride D, one 1-element view per value. These read the matrix row by row instead,
+# a block of DENSE_BLOCK features per thread (a fixed partition of the features, so results
+# do not depend on the thread count): the inner loops run over contiguous features, with one
+# float64 accumulator per feature (the same sums, each in row order n = 0, 1, ...).
+
+DENSE_BLOCK = 64
+
+
+@njit(parallel=True, **_JIT)
+def batch_stats_dense_kernel(x2, mean, var):
+    """``x2`` (N, D): ``mean[d] = x2[:, d].mean()``, ``var[d] = ((x2[:, d] - mean[d])**2).mean()``,
+    two passes in float64 (as :func:`batch_stats_kernel`)."""
+    N, D = x2.shape
+    nblocks = (D + DENSE_BLOCK - 1) // DENSE_BLOCK
+    for blk in prange(nblocks):
+        d0 = blk * DENSE_BLOCK
+        d1 = min(D, d0 + DENSE_BLOCK)
+        s = np.zeros(d1 - d0)
+        for n in range(N):
+            row = x2[n, d0:d1]
+            for k in range(d1 - d0):
+                s[k] += row[k]
+        mu = s / N
+        q = np.zeros(d1 - d0)
+        for n in range(N):
+            row = x2[n, d0:d1]
+            for k in range(d1 - d0):
+                dv = row[k] - mu[k]
+                q[k] += dv * dv
+        for k in range(d1 - d0):
+            mean[d0 + k] = mu[k]
+            var[d0 + k] = q[k] / N
+
+
+@njit(parallel=True, **_JIT)
+def normalize_dense_kernel(x2, mean, invstd, gamma, beta, out2):
+    """``out2 = gamma * ((x2 - mean) * invstd) + beta`` per feature, in float64, a block of
+    rows per thread (elementwise: any partition gives the same bits)."""
+    N, D = x2.shape
+    rows = max(1, 16384 // max(D, 1))
+    for blk in prange((N + rows - 1) // rows):
+        for n in range(blk * rows, min(N, (blk + 1) * rows)):
+            src = x2[n]
+            dst = out2[n]
+            for d in range(D):
+                dst[d] = np.float64(gamma[d]) * ((src[d] - mean[d]) * invstd[d]) \
+                    + np.float64(beta[d])
+
+
+@njit(parallel=True, **_JIT)
+def batchnorm_backward_dense_kernel(dout2, x2, mean, invstd, gamma, training, dx2, dgamma,
+                                    dbeta):
+    """:func:`batchnorm_backward_kernel` for ``(N, D)``: the sums per block of features in
+    row order, then ``dx`` row by row with the same formula."""
+    N, D = x2.shape
+    nblocks = (D + DENSE_BLOCK - 1) // DENSE_BLOCK
+    for blk in prange(nblocks):
+        d0 = blk * DENSE_BLOCK
+        d1 = min(D, d0 + DENSE_BLOCK)
+        w = d1 - d0
+        sd = np.zeros(w)
+        sdx = np.zeros(w)
+        mu = mean[d0:d1]
+        s = invstd[d0:d1]
+        for n in range(N):
+            drow = dout2[n, d0:d1]
+            xrow = x2[n, d0:d1]
+            for k in range(w):
+                dv = np.float64(drow[k])
+                sd[k] += dv
+                sdx[k] += dv * ((xrow[k] - mu[k]) * s[k])
+        scale = np.empty(w)
+        for k in range(w):
+            dbeta[d0 + k] = sd[k]
+            dgamma[d0 + k] = sdx[k]
+            scale[k] = np.float64(gamma[d0 + k]) * s[k]
+        kk = scale / N
+        for n in range(N):
+            drow = dout2[n, d0:d1]
+            xrow = x2[n, d0:d1]
+            dst = dx2[n, d0:d1]
+            if training:
+                for k in range(w):
+                    dst[k] = kk[k] * (N * np.float64(drow[k]) - sd[k]
+                                      - ((xrow[k] - mu[k]) * s[k]) * sdx[k])
+            else:
+                for k in range(w):
+                    dst[k] = scale[k] * drow[k]

@@ -270,20 +270,27 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     statistics updated in place in training mode (same NumPy expression as the
     reference). Cache: ``(x, mean, invstd, gamma, training)``; xhat is recomputed in
     the backward pass instead of being stored (it would be a float64 copy of x)."""
-    n, c, _ = x.shape
+    n, c, l = x.shape
+    dense = l == 1   # (N, D): row-by-row kernels (see _numba_norm.py)
     out = np.empty_like(x)
     with _threads():
         if training:
             mean = np.empty(c, dtype=np.float64)
             var = np.empty(c, dtype=np.float64)
-            _norm.batch_stats_kernel(x, mean, var)
+            if dense:
+                _norm.batch_stats_dense_kernel(x.reshape(n, c), mean, var)
+            else:
+                _norm.batch_stats_kernel(x, mean, var)
             running_mean[...] = momentum * running_mean + (1 - momentum) * mean
             running_var[...] = momentum * running_var + (1 - momentum) * var
         else:
             mean = running_mean.astype(np.float64)
             var = running_var.astype(np.float64)
         invstd = 1.0 / np.sqrt(var + eps)
-        if x.size:
+        if x.size and dense:
+            _norm.normalize_dense_kernel(x.reshape(n, c), mean, invstd, gamma, beta,
+                                         out.reshape(n, c))
+        elif x.size:
             _norm.normalize_kernel(x, mean, invstd, gamma, beta, out)
     return out, (x, mean, invstd, gamma, training)
 
@@ -295,8 +302,14 @@ def batchnorm_backward(dout, cache):
     dx = np.empty_like(dout)
     dgamma = np.zeros(x.shape[1], dtype=np.float64)
     dbeta = np.zeros(x.shape[1], dtype=np.float64)
+    n, c, l = x.shape
     if x.size:
         with _threads():
-            _norm.batchnorm_backward_kernel(dout, x, mean, invstd, gamma, bool(training),
-                                            dx, dgamma, dbeta)
+            if l == 1:   # (N, D)
+                _norm.batchnorm_backward_dense_kernel(
+                    dout.reshape(n, c), x.reshape(n, c), mean, invstd, gamma, bool(training),
+                    dx.reshape(n, c), dgamma, dbeta)
+            else:
+                _norm.batchnorm_backward_kernel(dout, x, mean, invstd, gamma, bool(training),
+                                                dx, dgamma, dbeta)
     return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)
