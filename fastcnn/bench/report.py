@@ -444,7 +444,11 @@ def _steps_section(opts, use_torch, out, progress, errors):
         print(f"- {bench.name}: {bench.description}", file=out)
     print("\nOne step = forward, loss, backward, optimizer update on a fixed batch; "
           "gemms = the step's matrix products alone (np.matmul, out= preallocated); "
-          "x torch / x GEMMs = this time / that one (same step, threads).\n", file=out)
+          "x torch / x GEMMs = this time / that one (same step, threads). PyTorch runs in "
+          "the same process as fastcnn: at 2 threads each OpenMP pool spin-waits after its "
+          "parallel regions and can slow the other (measured here: torch's MNIST step 34 ms "
+          "with OMP_WAIT_POLICY=passive, 40-110 ms without), so read x torch at 2 threads "
+          "as a bound, not a verdict.\n", file=out)
     _table(["step", "backend", "thr", "median ms", "x torch", "x GEMMs", "target"], lines, out)
     if checks:
         print("First-step loss, fastcnn (default backend) vs the PyTorch twin, same weights "
