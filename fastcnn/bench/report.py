@@ -448,7 +448,7 @@ def _steps_section(opts, use_torch, out, progress, errors):
           "the same process as fastcnn: at 2 threads each OpenMP pool spin-waits after its "
           "parallel regions and can slow the other (measured here: torch's MNIST step 34 ms "
           "with OMP_WAIT_POLICY=passive, 40-110 ms without), so read x torch at 2 threads "
-          "as a bound, not a verdict.\n", file=out)
+          "as possibly flattering fastcnn (a lower bound of the ratio).\n", file=out)
     _table(["step", "backend", "thr", "median ms", "x torch", "x GEMMs", "target"], lines, out)
     if checks:
         print("First-step loss, fastcnn (default backend) vs the PyTorch twin, same weights "
