@@ -27,6 +27,19 @@ def get_regularizer(identifier):
     return regularizers.get(identifier)
 
 
+def store_weight_options(layer, kernel_initializer, bias_initializer, kernel_regularizer):
+    """Keep a weighted layer's initializer/regularizer arguments as given (for
+    ``get_config``) and resolved (``_kernel_init``, ``_bias_init``, ``_kernel_reg``)."""
+    from .. import initializers
+
+    layer.kernel_initializer = kernel_initializer
+    layer.bias_initializer = bias_initializer
+    layer.kernel_regularizer = kernel_regularizer
+    layer._kernel_init = initializers.get(kernel_initializer)
+    layer._bias_init = initializers.get(bias_initializer)
+    layer._kernel_reg = get_regularizer(kernel_regularizer)
+
+
 def check_padding(where: str, padding):
     """"valid" | "same" | int | (h, w) -> the normalized value kept in the config."""
     if isinstance(padding, str):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import inspect
 
-from .. import initializers, kernels
+from .. import kernels
 from .._validation import check_positive_int, to_pair
 from . import activations
-from ._util import (check_image_shape, check_padding, get_regularizer, initializer_config,
-                    regularizer_config, window_output_hw, window_padding)
+from ._util import (check_image_shape, check_padding, initializer_config, regularizer_config,
+                    store_weight_options, window_output_hw, window_padding)
 from .base import Layer
 
 __all__ = ["Conv2D"]
@@ -71,12 +71,7 @@ class Conv2D(Layer):
         self.activation = activation
         self._activation = activations.get(activation, where="Conv2D")
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self._kernel_init = initializers.get(kernel_initializer)
-        self._bias_init = initializers.get(bias_initializer)
-        self._kernel_reg = get_regularizer(kernel_regularizer)
+        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         where = f"Conv2D '{self.name}'"

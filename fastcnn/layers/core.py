@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
 from .._validation import check_positive_int
 from . import activations
-from ._util import get_regularizer, initializer_config, regularizer_config
+from ._util import initializer_config, regularizer_config, store_weight_options
 from .base import Layer
 
 __all__ = ["Dense", "Flatten", "Dropout"]
@@ -49,12 +48,7 @@ class Dense(Layer):
         self.activation = activation
         self._activation = activations.get(activation, where="Dense")
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self._kernel_init = initializers.get(kernel_initializer)
-        self._bias_init = initializers.get(bias_initializer)
-        self._kernel_reg = get_regularizer(kernel_regularizer)
+        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         check_flat_shape(f"Dense '{self.name}'", input_shape)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
 from .._validation import check_positive_int
-from ._util import get_regularizer, initializer_config, regularizer_config
+from ._util import initializer_config, regularizer_config, store_weight_options
 from .base import Layer
 from .core import check_flat_shape
 
@@ -45,12 +44,7 @@ class Maxout(Layer):
         super().__init__(**kwargs)
         self.units = check_positive_int("Maxout", "units", units)
         self.pieces = check_positive_int("Maxout", "pieces", pieces)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self._kernel_init = initializers.get(kernel_initializer)
-        self._bias_init = initializers.get(bias_initializer)
-        self._kernel_reg = get_regularizer(kernel_regularizer)
+        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         check_flat_shape(f"Maxout '{self.name}'", input_shape)
