@@ -70,7 +70,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..backend import available_backends, get_backend
+    from ..backend import get_backend
     from . import cases
     from .report import Options, run_report
 

@@ -21,7 +21,6 @@ Pseudo-backends: ``torch`` (PyTorch, when importable) and ``gemms`` (the GEMMs a
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os

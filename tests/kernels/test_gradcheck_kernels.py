@@ -6,7 +6,6 @@ analytic gradient of ``L = sum(forward(...) * dout)`` must match central
 differences to a relative error below ``GRADCHECK_MAX_REL_ERROR`` (1e-6).
 """
 
-import numpy as np
 import pytest
 
 import fastcnn
