@@ -51,9 +51,7 @@ int FC_NAME(fc_im2col)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT cols, const 
     const fc_index_t N = g->n, C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
     const fc_index_t SH = g->sh, SW = g->sw, OH = g->oh, OW = g->ow;
     const fc_index_t NP = N * OH * OW;   /* columns of cols */
-    if (N < 0 || C < 1 || H < 1 || W < 1 || KH < 1 || KW < 1 || SH < 1 || SW < 1 || OH < 1 ||
-        OW < 1 || g->pad_top < 0 || g->pad_left < 0)
-        return FC_EINVAL;
+    if (!fc_geom_is_valid(g)) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     fc_index_t nc;
     FC_OMP_PARALLEL_FOR(nt)
@@ -96,9 +94,7 @@ int FC_NAME(fc_col2im)(const FC_T *FC_RESTRICT cols, FC_T *FC_RESTRICT x, const 
     const fc_index_t N = g->n, C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
     const fc_index_t SH = g->sh, SW = g->sw, OH = g->oh, OW = g->ow;
     const fc_index_t NP = N * OH * OW;
-    if (N < 0 || C < 1 || H < 1 || W < 1 || KH < 1 || KW < 1 || SH < 1 || SW < 1 || OH < 1 ||
-        OW < 1 || g->pad_top < 0 || g->pad_left < 0)
-        return FC_EINVAL;
+    if (!fc_geom_is_valid(g)) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     fc_index_t nc;
     FC_OMP_PARALLEL_FOR(nt)

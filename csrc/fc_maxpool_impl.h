@@ -88,7 +88,7 @@ int FC_NAME(fc_maxpool2x2_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
                                int8_t *FC_RESTRICT code, const fc_geom *g, int n_threads)
 {
     const fc_index_t N = g->n, C = g->c, H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    if (N < 0 || C < 1 || OH < 1 || OW < 1 || 2 * OH > H || 2 * OW > W) return FC_EINVAL;
+    if (!fc_geom_is_valid(g) || 2 * OH > H || 2 * OW > W) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     const fc_index_t cw = OW < FC_POOL_TILE ? OW : FC_POOL_TILE;   /* tile columns */
     const fc_index_t rows = FC_POOL_TILE / cw;                      /* tile rows, >= 1 */
@@ -152,7 +152,7 @@ int FC_NAME(fc_maxpool2x2_bwd)(const FC_T *FC_RESTRICT dy, const int8_t *FC_REST
                                FC_T *FC_RESTRICT dx, const fc_geom *g, int n_threads)
 {
     const fc_index_t N = g->n, C = g->c, H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    if (N < 0 || C < 1 || OH < 1 || OW < 1 || 2 * OH > H || 2 * OW > W) return FC_EINVAL;
+    if (!fc_geom_is_valid(g) || 2 * OH > H || 2 * OW > W) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     const fc_index_t cw = OW < FC_POOL_TILE ? OW : FC_POOL_TILE;   /* tile columns */
     const fc_index_t rows = FC_POOL_TILE / cw;                      /* tile rows, >= 1 */
@@ -186,9 +186,7 @@ int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
 {
     const fc_index_t N = g->n, C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
     const fc_index_t SH = g->sh, SW = g->sw, OH = g->oh, OW = g->ow;
-    if (N < 0 || C < 1 || H < 1 || W < 1 || KH < 1 || KW < 1 || SH < 1 || SW < 1 || OH < 1 ||
-        OW < 1 || g->pad_top < 0 || g->pad_left < 0)
-        return FC_EINVAL;
+    if (!fc_geom_is_valid(g)) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     fc_index_t nc;
     FC_OMP_PARALLEL_FOR_DYNAMIC(nt)

@@ -48,6 +48,16 @@ typedef struct fc_geom {
     fc_index_t oh, ow;
 } fc_geom;
 
+/* The defensive check every window kernel starts with (Python validated the arguments
+ * already; a failure here is an internal bug reported as FC_EINVAL): sizes positive (a
+ * batch may be empty), padding non-negative. */
+static inline int fc_geom_is_valid(const fc_geom *g)
+{
+    return g->n >= 0 && g->c >= 1 && g->h >= 1 && g->w >= 1 && g->kh >= 1 && g->kw >= 1 &&
+           g->sh >= 1 && g->sw >= 1 && g->oh >= 1 && g->ow >= 1 && g->pad_top >= 0 &&
+           g->pad_left >= 0;
+}
+
 /* Build information: 1 when compiled with OpenMP, and omp_get_max_threads() (or 1). */
 int fc_openmp_enabled(void);
 int fc_max_threads(void);
