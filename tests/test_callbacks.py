@@ -6,8 +6,6 @@ import math
 import numpy as np
 import pytest
 
-import fastcnn
-import fastcnn.random
 from fastcnn.callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
                                ParameterAveraging, ReduceLROnPlateau, TerminateOnNaN)
 from fastcnn.exceptions import FastCNNWarning
@@ -15,24 +13,13 @@ from fastcnn.layers import Dense, Flatten
 from fastcnn.model import Sequential, load_model
 from fastcnn.optimizers import SGD
 from fastcnn.schedules import StepDecay
+from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 # update/weight-ratio warnings of deliberately odd learning rates are not the point here
 pytestmark = pytest.mark.filterwarnings("ignore::fastcnn.exceptions.FastCNNWarning")
 
 
-@pytest.fixture(autouse=True)
-def _numpy_backend():
-    fastcnn.random.seed(0)
-    with fastcnn.use_backend("numpy"):
-        yield
-
-
-def blobs(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.normal(0, 0.5, (n, 1, 4, 4)).astype(np.float32)
-    x[np.arange(n), 0, y, y] += 2.0
-    return x, y
+blobs = make_blobs
 
 
 def dense_model(optimizer="adam"):

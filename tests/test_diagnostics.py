@@ -6,29 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fastcnn
-import fastcnn.random
 from fastcnn import diagnostics
 from fastcnn.initializers import RandomNormal
 from fastcnn.layers import Conv2D, Dense, Dropout, Flatten
 from fastcnn.model import Sequential
 from fastcnn.optimizers import SGD
+from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "activation_stats.py"
 
 
-@pytest.fixture(autouse=True)
-def _numpy_backend():
-    fastcnn.random.seed(0)
-    with fastcnn.use_backend("numpy"):
-        yield
-
-
-def blobs(n=64, seed=0, classes=4):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(0, 1.0, (n, 1, 6, 6)).astype(np.float32)
-    return x, y
+def blobs(n=64, seed=0):
+    """Pure noise images with 4 random labels (nothing to learn: ln 4 stays the loss)."""
+    return make_blobs(n, seed, size=6, classes=4, noise=1.0, signal=0.0)
 
 
 def classifier(init="glorot_uniform", optimizer="adam", dropout=0.0, classes=4):

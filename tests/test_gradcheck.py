@@ -4,19 +4,11 @@ whole models (losses, fused softmax, regularizers, batch norm, dropout) end to e
 import numpy as np
 import pytest
 
-import fastcnn
-import fastcnn.random
 from fastcnn.gradcheck import GradientCheckError, check_layer, check_model, smooth_input
 from fastcnn.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
                             ReLU, Residual, Softmax, Tanh)
 from fastcnn.model import Sequential
-
-
-@pytest.fixture(autouse=True)
-def _numpy_backend():
-    fastcnn.random.seed(0)
-    with fastcnn.use_backend("numpy"):
-        yield
+from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
 def test_check_layer_catches_a_wrong_backward():

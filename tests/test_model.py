@@ -8,18 +8,10 @@ import re
 import numpy as np
 import pytest
 
-import fastcnn
-import fastcnn.random
 from fastcnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
                             Flatten, MaxPooling2D, ReLU, Residual, Softmax)
 from fastcnn.model import Sequential, load_model
-
-
-@pytest.fixture(autouse=True)
-def _numpy_backend():
-    fastcnn.random.seed(0)
-    with fastcnn.use_backend("numpy"):
-        yield
+from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
 def lenet5():

@@ -4,17 +4,9 @@ shapes, and the name registry."""
 import numpy as np
 import pytest
 
-import fastcnn
-import fastcnn.random
 from fastcnn import models
 from fastcnn.layers import Residual
-
-
-@pytest.fixture(autouse=True)
-def _numpy_backend():
-    fastcnn.random.seed(0)
-    with fastcnn.use_backend("numpy"):
-        yield
+from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
 # Counts worked out layer by layer in each builder's docstring (Keras counts the same:

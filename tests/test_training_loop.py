@@ -4,32 +4,22 @@
 import re
 import warnings
 
+import functools
+
 import numpy as np
 import pytest
 
 import fastcnn
-import fastcnn.random
 from fastcnn.callbacks import ModelCheckpoint
 from fastcnn.exceptions import FastCNNWarning
 from fastcnn.layers import Conv2D, Dense, Flatten
 from fastcnn.model import Sequential
 from fastcnn.optimizers import SGD
 from fastcnn.training import TrainingDivergedError
+from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
-@pytest.fixture(autouse=True)
-def _numpy_backend():
-    fastcnn.random.seed(0)
-    with fastcnn.use_backend("numpy"):
-        yield
-
-
-def blobs(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.normal(0, 0.5, (n, 1, 6, 6)).astype(np.float32)
-    x[np.arange(n), 0, y, y] += 2.0
-    return x, y
+blobs = functools.partial(make_blobs, size=6)
 
 
 def cnn(optimizer="adam"):
