@@ -16,6 +16,7 @@ import pytest
 
 from fastcnn import backend as B
 from fastcnn import kernels as K
+from fastcnn.testing import assert_close
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,6 @@ cython_backend = pytest.importorskip(
 )
 pytestmark = pytest.mark.requires_cython
 
-TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
 def _conv_both(x, w, b, stride, padding, dout_seed=1):
@@ -52,7 +52,7 @@ def test_conv_1x1_path_matches_reference(dtype, rng):
     g = K._window_geometry("t", x.shape, 1, 1, 1, 0)
     assert cython_backend._is_1x1(g)
     for ref, got in zip(*_conv_both(x, w, b, 1, 0)):
-        np.testing.assert_allclose(got, ref, **TOL[dtype])
+        assert_close(got, ref, dtype=dtype)   # the central tolerance table
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -66,7 +66,7 @@ def test_conv_one_image_blocks_matches_reference(dtype, rng, monkeypatch):
     g = K._window_geometry("t", x.shape, 3, 2, (2, 1), ((1, 0), (0, 1)))
     assert cython_backend.conv_chunk_images(g, 4, x.dtype.itemsize) == 1
     for ref, got in zip(*_conv_both(x, w, b, (2, 1), ((1, 0), (0, 1)))):
-        np.testing.assert_allclose(got, ref, **TOL[dtype])
+        assert_close(got, ref, dtype=dtype)   # the central tolerance table
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -82,7 +82,7 @@ def test_conv_multi_image_blocks_and_groups_match_reference(dtype, max_groups, r
     g = K._window_geometry("t", x.shape, 3, 3, 1, 1)
     assert cython_backend.conv_chunk_images(g, 6, x.dtype.itemsize) == 11
     for ref, got in zip(*_conv_both(x, w, b, 1, 1)):
-        np.testing.assert_allclose(got, ref, **TOL[dtype])
+        assert_close(got, ref, dtype=dtype)   # the central tolerance table
 
 
 def test_conv_workspace_is_reused(rng):
