@@ -28,3 +28,17 @@ class Configurable:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def lookup_class(where: str, what: str, registry: dict, name: str, *,
+                 case_insensitive: bool = False, shown: str | None = None) -> type:
+    """The class registered as ``name`` (lower-cased first when ``case_insensitive``),
+    or the registered class whose ``__name__`` is ``name`` (``"HeNormal"``); else a
+    ``ValueError`` listing the valid names (``shown``, or the sorted registry keys)."""
+    key = name.lower() if case_insensitive else name
+    cls = registry.get(key) or {c.__name__: c for c in registry.values()}.get(name)
+    if cls is None:
+        hint = "case-insensitive" if case_insensitive else "or their class names"
+        names = shown or ", ".join(sorted(registry))
+        raise ValueError(f"{where}: unknown {what} {name!r}; valid names: {names} ({hint}).")
+    return cls

@@ -40,7 +40,7 @@ import numbers
 
 import numpy as np
 
-from ._configurable import Configurable
+from ._configurable import Configurable, lookup_class
 from ._validation import check_float
 from .random import get_rng
 
@@ -382,15 +382,10 @@ _REGISTRY: dict[str, type] = {
     "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal,
 }
-_BY_CLASS_NAME = {cls.__name__: cls for cls in _REGISTRY.values()}
 
 
 def _lookup(name: str) -> type:
-    cls = _REGISTRY.get(name) or _BY_CLASS_NAME.get(name)
-    if cls is None:
-        raise ValueError(f"initializers.get: unknown initializer {name!r}; valid names: "
-                         f"{', '.join(sorted(_REGISTRY))} (or their class names).")
-    return cls
+    return lookup_class("initializers.get", "initializer", _REGISTRY, name)
 
 
 class _FunctionInitializer(Initializer):

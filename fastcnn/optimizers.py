@@ -39,6 +39,7 @@ import numbers
 import numpy as np
 
 from . import schedules as _schedules
+from ._configurable import lookup_class
 from ._validation import check_float
 
 __all__ = [
@@ -617,11 +618,7 @@ _REGISTRY: dict[str, type] = {
 
 
 def _lookup(name: str) -> type:
-    cls = _REGISTRY.get(name.lower())
-    if cls is None:
-        raise ValueError(f"optimizers.get: unknown optimizer {name!r}; valid names: "
-                         f"{', '.join(sorted(_REGISTRY))} (case-insensitive).")
-    return cls
+    return lookup_class("optimizers.get", "optimizer", _REGISTRY, name, case_insensitive=True)
 
 
 def get(identifier) -> Optimizer:

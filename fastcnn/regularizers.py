@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._configurable import Configurable
+from ._configurable import Configurable, lookup_class
 from ._validation import check_float
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
@@ -130,11 +130,8 @@ _REGISTRY: dict[str, type] = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
 
 
 def _lookup(name: str) -> type:
-    cls = _REGISTRY.get(name.lower())
-    if cls is None:
-        raise ValueError(f"regularizers.get: unknown regularizer {name!r}; valid names: "
-                         f"l1, l2, l1_l2 (or L1, L2, L1L2).")
-    return cls
+    return lookup_class("regularizers.get", "regularizer", _REGISTRY, name,
+                        case_insensitive=True, shown="l1, l2, l1_l2")
 
 
 def get(identifier):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ._configurable import Configurable
+from ._configurable import Configurable, lookup_class
 from ._validation import check_float, check_nonnegative_int, check_positive_int
 
 __all__ = ["LearningRateSchedule", "StepDecay", "ExponentialDecay", "InverseTimeDecay",
@@ -151,15 +151,10 @@ _REGISTRY: dict[str, type] = {
     "exponential_decay": ExponentialDecay,
     "inverse_time_decay": InverseTimeDecay,
 }
-_BY_CLASS_NAME = {cls.__name__: cls for cls in _REGISTRY.values()}
 
 
 def _lookup(name: str) -> type:
-    cls = _REGISTRY.get(name) or _BY_CLASS_NAME.get(name)
-    if cls is None:
-        raise ValueError(f"schedules.get: unknown schedule {name!r}; valid names: "
-                         f"{', '.join(sorted(_REGISTRY))} (or their class names).")
-    return cls
+    return lookup_class("schedules.get", "schedule", _REGISTRY, name)
 
 
 def get(identifier):
