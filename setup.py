@@ -36,9 +36,9 @@ def _flag(name):
 
 # name -> sources (relative to the repository root) and whether the module uses OpenMP
 EXTENSIONS = {
-    "fastcnn.kernels._cython._kernels": {
+    "fastcnn.kernels.cython._kernels": {
         "sources": [
-            "fastcnn/kernels/_cython/_kernels.pyx",
+            "fastcnn/kernels/cython/_kernels.pyx",
             "csrc/fc_im2col.c",
             "csrc/fc_maxpool.c",
             "csrc/fc_batchnorm.c",
@@ -50,7 +50,7 @@ EXTENSIONS = {
             "csrc/fc_im2col_impl.h",
             "csrc/fc_maxpool_impl.h",
             "csrc/fc_batchnorm_impl.h",
-            "fastcnn/kernels/_cython/_csrc.pxd",
+            "fastcnn/kernels/cython/_csrc.pxd",
         ],
         "openmp": True,
     },

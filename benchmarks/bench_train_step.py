@@ -15,9 +15,9 @@ pytest-benchmark cannot interleave rounds; for ratios measured back to back use
 import pytest
 
 import fastcnn
-from fastcnn.bench import step_nets as S
-from fastcnn.bench.timing import pinned_threads
-from fastcnn.bench.torch_ref import torch_available
+from fastcnn.tools.bench import step_nets as S
+from fastcnn.tools.bench.timing import pinned_threads
+from fastcnn.tools.bench.torch_ref import torch_available
 
 EXTRA_BACKENDS = ["gemms"]
 _CHECKED: dict = {}

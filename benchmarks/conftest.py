@@ -20,9 +20,9 @@ from __future__ import annotations
 import pytest
 
 import fastcnn
-from fastcnn.bench import cases as C
-from fastcnn.bench.timing import pinned_threads
-from fastcnn.bench.torch_ref import torch_available, torch_callable, torch_outputs
+from fastcnn.tools.bench import cases as C
+from fastcnn.tools.bench.timing import pinned_threads
+from fastcnn.tools.bench.torch_ref import torch_available, torch_callable, torch_outputs
 
 
 def pytest_collect_file(parent, file_path):

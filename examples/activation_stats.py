@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-import fastcnn.random
-from fastcnn.diagnostics import activation_stats
-from fastcnn.initializers import RandomNormal
-from fastcnn.layers import Dense
-from fastcnn.model import Sequential
+import fastcnn.common.random
+from fastcnn.tools.diagnostics import activation_stats
+from fastcnn.nn.initializers import RandomNormal
+from fastcnn.nn.layers import Dense
+from fastcnn.train.model import Sequential
 
 CASES = {
     "tanh, 0.01 * randn": ("tanh", RandomNormal(stddev=0.01)),

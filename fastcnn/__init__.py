@@ -1,33 +1,32 @@
 """fastcnn: a fast, readable, trustworthy convolutional network engine.
 
-Hot kernels (im2col convolution, max pooling, batch normalization) run as
-compiled C through Cython, with Numba and NumPy-reference fallbacks that give
-the same results; see :mod:`fastcnn.kernels` and :mod:`fastcnn.backend`.
-Above them: Keras-like layers (:mod:`fastcnn.layers`), :class:`Sequential`
-models, optimizers, schedules, initializers, data sets and augmentation.
+Hot kernels (im2col convolution, max pooling, batch normalization) run as compiled C
+through Cython, with Numba and NumPy-reference fallbacks that give the same results
+(:mod:`fastcnn.kernels`). Above them: the network pieces (:mod:`fastcnn.nn`: layers,
+initializers, losses, ...), optimizers and schedules (:mod:`fastcnn.optim`), models and
+the training loop (:mod:`fastcnn.train`), data (:mod:`fastcnn.data`), ready-made models
+(:mod:`fastcnn.zoo`) and tools (:mod:`fastcnn.tools`). docs/architecture.md is the map.
 
-``fastcnn.plot`` (matplotlib) is imported on first use, to keep ``import fastcnn`` fast.
+Tool modules (``fastcnn.plot`` with matplotlib, ``diagnostics``, ``gradcheck``,
+``testing``, ...) are imported on first use, to keep ``import fastcnn`` fast. The flat
+module names of fastcnn 0.1 (``fastcnn.model``, ``fastcnn.backend``, ...) still import:
+see :mod:`fastcnn._compat`.
 """
 
-from . import (
-    augment,
-    callbacks,
-    datasets,
-    diagnostics,
-    gradcheck,
-    initializers,
-    kernels,
-    layers,
-    losses,
-    metrics,
-    models,
-    optimizers,
-    preprocessing,
-    random,
-    regularizers,
-    schedules,
-)
-from .backend import (
+import importlib
+
+from fastcnn import _compat
+from fastcnn import kernels
+from fastcnn import zoo
+from fastcnn import zoo as models
+from fastcnn.common import random
+from fastcnn.common.exceptions import BackendUnavailableError, FastCNNWarning
+from fastcnn.common.random import seed
+from fastcnn.common.version import __version__
+from fastcnn.data import augment, datasets, preprocessing
+from fastcnn.data.datasets import DatasetNotFoundError
+from fastcnn.data.datasets import load as load_dataset
+from fastcnn.kernels._dispatch import (
     available_backends,
     get_backend,
     get_num_threads,
@@ -36,11 +35,8 @@ from .backend import (
     use_backend,
     use_num_threads,
 )
-from .config import show_config
-from .datasets import DatasetNotFoundError
-from .datasets import load as load_dataset
-from .exceptions import BackendUnavailableError, FastCNNWarning
-from .layers import (
+from fastcnn.nn import initializers, layers, losses, metrics, regularizers
+from fastcnn.nn.layers import (
     ELU,
     Activation,
     AveragePooling2D,
@@ -59,25 +55,35 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .model import Sequential, load_model
-from .optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
-from .random import seed
-from .training import History, TrainingDivergedError
+from fastcnn.optim import optimizers, schedules
+from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
+from fastcnn.tools.config import show_config
+from fastcnn.train import callbacks
+from fastcnn.train.loop import History, TrainingDivergedError
+from fastcnn.train.model import Sequential, load_model
 
-__version__ = "0.1.0"
+_compat.install()
 
-_LAZY_MODULES = ("plot",)
+#: tool modules imported on first attribute access: name -> module
+_LAZY_MODULES = {
+    "plot": "fastcnn.tools.plot",
+    "diagnostics": "fastcnn.tools.diagnostics",
+    "gradcheck": "fastcnn.tools.gradcheck",
+    "testing": "fastcnn.tools.testing",
+    "verify": "fastcnn.tools.verify",
+    "bench": "fastcnn.tools.bench",
+    "config": "fastcnn.tools.config",
+}
 
 
 def __getattr__(name):
-    """Import heavy optional modules (matplotlib behind ``fastcnn.plot``) on first use."""
-    if name in _LAZY_MODULES:
-        import importlib
-
-        module = importlib.import_module(f".{name}", __name__)
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'fastcnn' has no attribute {name!r}")
+    """``fastcnn.plot`` & co.: import a tool module (or an old module path) on first use."""
+    target = _LAZY_MODULES.get(name) or _compat.OLD_PATHS.get(f"fastcnn.{name}")
+    if target is None:
+        raise AttributeError(f"module 'fastcnn' has no attribute {name!r}")
+    module = importlib.import_module(target)
+    globals()[name] = module
+    return module
 
 
 __all__ = [
@@ -87,8 +93,9 @@ __all__ = [
     "get_num_threads", "set_num_threads", "use_num_threads", "show_config",
     "BackendUnavailableError", "FastCNNWarning",
     # modules
-    "augment", "callbacks", "datasets", "diagnostics", "models", "gradcheck", "initializers", "layers", "losses", "metrics",
-    "optimizers", "preprocessing", "random", "regularizers", "schedules", "plot",
+    "augment", "callbacks", "datasets", "diagnostics", "models", "zoo", "gradcheck",
+    "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
+    "regularizers", "schedules", "plot", "testing",
     # models and training
     "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",

@@ -17,8 +17,8 @@ import math
 import numpy as np
 import pytest
 
-from fastcnn import backend as _backend
-from fastcnn.testing import (  # noqa: F401  (re-exported for the tests)
+from fastcnn.kernels import _dispatch as _backend
+from fastcnn.tools.testing import (
     BATCHNORM_CASES,
     CONV_CASES,
     GRADCHECK_MAX_REL_ERROR,

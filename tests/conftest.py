@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))   # `import _helpers` from any test dir
 
 import fastcnn  # noqa: E402
-from fastcnn import backend as _backend  # noqa: E402
+from fastcnn.kernels import _dispatch as _backend  # noqa: E402
 
 from _helpers import FAST_BACKENDS, skip_unless_available  # noqa: E402
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import backend as _backend
+from fastcnn.kernels import _dispatch as _backend
 from fastcnn import kernels
 from fastcnn.kernels import reference
 

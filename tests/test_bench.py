@@ -14,13 +14,13 @@ import json
 import pytest
 
 import fastcnn
-from fastcnn import bench
-from fastcnn.bench import cases as C
-from fastcnn.bench import steps
-from fastcnn.bench.memory import measure_here
-from fastcnn.bench.report import Options, run_report
-from fastcnn.bench.targets import Target, judge
-from fastcnn.bench.torch_ref import torch_available
+from fastcnn.tools import bench
+from fastcnn.tools.bench import cases as C
+from fastcnn.tools.bench import steps
+from fastcnn.tools.bench.memory import measure_here
+from fastcnn.tools.bench.report import Options, run_report
+from fastcnn.tools.bench.targets import Target, judge
+from fastcnn.tools.bench.torch_ref import torch_available
 
 TINY = [
     C.ConvCase("tiny_conv", 2, 3, 8, 8, 4, 3, 3, 1, 1),

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn.bench import step_nets as S
-from fastcnn.bench import steps
-from fastcnn.bench.report import Options, run_report
-from fastcnn.bench.torch_ref import torch_available
+from fastcnn.tools.bench import step_nets as S
+from fastcnn.tools.bench import steps
+from fastcnn.tools.bench.report import Options, run_report
+from fastcnn.tools.bench.torch_ref import torch_available
 
 needs_torch = pytest.mark.skipif(not torch_available(),
                                  reason="PyTorch is not installed (optional extra)")

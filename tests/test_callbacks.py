@@ -6,13 +6,20 @@ import math
 import numpy as np
 import pytest
 
-from fastcnn.callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
-                               ParameterAveraging, ReduceLROnPlateau, TerminateOnNaN)
-from fastcnn.exceptions import FastCNNWarning
-from fastcnn.layers import Dense, Flatten
-from fastcnn.model import Sequential, load_model
-from fastcnn.optimizers import SGD
-from fastcnn.schedules import StepDecay
+from fastcnn.train.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ParameterAveraging,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+from fastcnn.common.exceptions import FastCNNWarning
+from fastcnn.nn.layers import Dense, Flatten
+from fastcnn.train.model import Sequential, load_model
+from fastcnn.optim.optimizers import SGD
+from fastcnn.optim.schedules import StepDecay
 from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 # update/weight-ratio warnings of deliberately odd learning rates are not the point here

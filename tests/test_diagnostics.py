@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastcnn import diagnostics
-from fastcnn.initializers import RandomNormal
-from fastcnn.layers import Conv2D, Dense, Dropout, Flatten
-from fastcnn.model import Sequential
-from fastcnn.optimizers import SGD
+from fastcnn.tools import diagnostics
+from fastcnn.nn.initializers import RandomNormal
+from fastcnn.nn.layers import Conv2D, Dense, Dropout, Flatten
+from fastcnn.train.model import Sequential
+from fastcnn.optim.optimizers import SGD
 from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "activation_stats.py"
@@ -105,7 +105,7 @@ def test_activation_stats_reproduces_the_classic_demo(tmp_path):
 
 def test_activation_stats_flags_dead_relus():
     x = np.random.default_rng(0).standard_normal((200, 50)).astype(np.float32)
-    from fastcnn.initializers import Constant
+    from fastcnn.nn.initializers import Constant
     model = Sequential([Dense(50, activation="relu"),
                         Dense(50, activation="relu", bias_initializer=Constant(-100.0))],
                        input_shape=(50,))

@@ -4,10 +4,20 @@ whole models (losses, fused softmax, regularizers, batch norm, dropout) end to e
 import numpy as np
 import pytest
 
-from fastcnn.gradcheck import GradientCheckError, check_layer, check_model, smooth_input
-from fastcnn.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
-                            ReLU, Residual, Softmax, Tanh)
-from fastcnn.model import Sequential
+from fastcnn.tools.gradcheck import GradientCheckError, check_layer, check_model, smooth_input
+from fastcnn.nn.layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+    ReLU,
+    Residual,
+    Softmax,
+    Tanh,
+)
+from fastcnn.train.model import Sequential
 from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 

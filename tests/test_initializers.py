@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-import fastcnn.random as frandom
-from fastcnn import initializers as I
+import fastcnn.common.random as frandom
+from fastcnn.nn import initializers as I
 
 CONV = (64, 32, 3, 3)          # OIHW: fan_in = 32*9 = 288, fan_out = 64*9 = 576
 DENSE = (300, 200)             # (D_in, D_out)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fastcnn import losses
-from fastcnn.gradcheck import GradientCheckError, check_loss, check_regularizer
+from fastcnn.nn import losses
+from fastcnn.tools.gradcheck import GradientCheckError, check_loss, check_regularizer
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.standard_normal((5, 4))
@@ -103,7 +103,7 @@ def test_label_errors():
 @pytest.mark.parametrize("identifier", ["l1", "l2", {"class_name": "L1L2",
                                                      "config": {"l1": 0.01, "l2": 0.02}}])
 def test_regularizer_gradients(identifier):
-    from fastcnn import regularizers
+    from fastcnn.nn import regularizers
     w = np.random.default_rng(3).standard_normal((4, 3))
     w[np.abs(w) < 0.05] = 0.5                 # away from L1's kink at 0
     assert check_regularizer(regularizers.get(identifier), w)["w"] < 1e-6

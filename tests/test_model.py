@@ -8,9 +8,19 @@ import re
 import numpy as np
 import pytest
 
-from fastcnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-                            Flatten, MaxPooling2D, ReLU, Residual, Softmax)
-from fastcnn.model import Sequential, load_model
+from fastcnn.nn.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+    ReLU,
+    Residual,
+    Softmax,
+)
+from fastcnn.train.model import Sequential, load_model
 from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 

@@ -4,8 +4,8 @@ shapes, and the name registry."""
 import numpy as np
 import pytest
 
-from fastcnn import models
-from fastcnn.layers import Residual
+from fastcnn import zoo as models
+from fastcnn.nn.layers import Residual
 from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastcnn import plot
+from fastcnn.tools import plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from fastcnn import regularizers as R
-from fastcnn.gradcheck import numeric_gradient, relative_error
-from fastcnn.parameter import Parameter
+from fastcnn.nn import regularizers as R
+from fastcnn.tools.gradcheck import numeric_gradient, relative_error
+from fastcnn.nn.parameter import Parameter
 
 W = np.array([[0.5, -2.0], [0.0, 3.0]])
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn.layers import Activation, Conv2D, Dense, Flatten, ReLU
-from fastcnn.model import Sequential
-from fastcnn.training import loss_and_gradients, train_step
+from fastcnn.nn.layers import Activation, Conv2D, Dense, Flatten, ReLU
+from fastcnn.train.model import Sequential
+from fastcnn.train.loop import loss_and_gradients, train_step
 
 
 def _model(first="conv"):

@@ -42,7 +42,7 @@ def test_end_to_end_on_digits(tmp_path):
     assert record["history"]["lr"][1] < record["history"]["lr"][0]      # exponential decay
     acc = float(lines[-1].split()[2])
     assert acc == pytest.approx(record["test_accuracy"], abs=1e-4) and acc > 0.8
-    from fastcnn.model import load_model
+    from fastcnn.train.model import load_model
     assert load_model(out / "model.npz").count_params() == 30_634
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn.callbacks import ModelCheckpoint
-from fastcnn.exceptions import FastCNNWarning
-from fastcnn.layers import Conv2D, Dense, Flatten
-from fastcnn.model import Sequential
-from fastcnn.optimizers import SGD
-from fastcnn.training import TrainingDivergedError
+from fastcnn.train.callbacks import ModelCheckpoint
+from fastcnn.common.exceptions import FastCNNWarning
+from fastcnn.nn.layers import Conv2D, Dense, Flatten
+from fastcnn.train.model import Sequential
+from fastcnn.optim.optimizers import SGD
+from fastcnn.train.loop import TrainingDivergedError
 from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
@@ -161,7 +161,7 @@ def test_explosion_guard_tolerates_noise_of_a_trained_model():
     quiet_fit(model, x, y, epochs=30, batch_size=8, verbose=0, seed=0)
     # now batch losses are tiny and noisy: a fresh fit must not mistake that for divergence
     losses = []
-    from fastcnn.callbacks import Callback
+    from fastcnn.train.callbacks import Callback
 
     class Batches(Callback):
         def on_batch_end(self, batch, logs=None):
@@ -182,7 +182,7 @@ def test_explosion_guard_off_lets_training_run():
 
 
 def test_locate_the_first_layer_with_nan_weights():
-    from fastcnn.diagnostics import locate_nonfinite
+    from fastcnn.tools.diagnostics import locate_nonfinite
     x, y = blobs(16)
     model = cnn()
     assert locate_nonfinite(model, x, y)["kind"] is None

@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from fastcnn import backend as _backend
-from fastcnn import cli, verify
+from fastcnn.kernels import _dispatch as _backend
+from fastcnn import cli
+from fastcnn.tools import verify
 from fastcnn.kernels import reference
 
 

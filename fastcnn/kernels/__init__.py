@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend as _backend
-from .._shapes import WindowGeometry
-from .._validation import (
+from fastcnn.kernels import _dispatch as _backend
+from fastcnn.kernels.geometry import WindowGeometry
+from fastcnn.common.validation import (
     _is_int,
     as_float_array,
     check_float,

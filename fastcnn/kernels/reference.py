@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._shapes import WindowGeometry
+from fastcnn.kernels.geometry import WindowGeometry
 
 NAME = "numpy"
 

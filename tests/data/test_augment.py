@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from fastcnn import augment
-from fastcnn.augment import (
+from fastcnn.data import augment
+from fastcnn.data.augment import (
     BrightnessJitter,
     Compose,
     ContrastJitter,

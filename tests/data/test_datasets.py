@@ -11,8 +11,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from fastcnn import datasets
-from fastcnn.datasets import DatasetNotFoundError
+from fastcnn.data import datasets
+from fastcnn.data.datasets import DatasetNotFoundError
 
 
 # ----------------------------------------------------------------------------- helpers

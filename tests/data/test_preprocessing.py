@@ -3,12 +3,7 @@
 import numpy as np
 import pytest
 
-from fastcnn.preprocessing import (
-    MeanImageSubtraction,
-    PCAWhitening,
-    Standardize,
-    ZCAWhitening,
-)
+from fastcnn.data.preprocessing import MeanImageSubtraction, PCAWhitening, Standardize, ZCAWhitening
 
 ALL = [
     lambda: MeanImageSubtraction(),

@@ -16,9 +16,17 @@ from hypothesis import strategies as st
 
 import fastcnn
 from fastcnn import kernels
-from fastcnn.testing import (BATCHNORM_CASES, CONV_CASES, IM2COL_CASES, POOL_CASES,
-                             BatchNormCase, ConvCase, PoolCase, check_kernel,
-                             kernel_functions)
+from fastcnn.tools.testing import (
+    BATCHNORM_CASES,
+    CONV_CASES,
+    IM2COL_CASES,
+    POOL_CASES,
+    BatchNormCase,
+    ConvCase,
+    PoolCase,
+    check_kernel,
+    kernel_functions,
+)
 
 import _helpers as H
 

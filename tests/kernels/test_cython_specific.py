@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastcnn import backend as B
+from fastcnn.kernels import _dispatch as B
 from fastcnn import kernels as K
-from fastcnn.testing import assert_close
+from fastcnn.tools.testing import assert_close
 
 ROOT = Path(__file__).resolve().parents[2]
 
 cython_backend = pytest.importorskip(
-    "fastcnn.kernels.cython_backend", reason="compiled extension not built",
+    "fastcnn.kernels.cython.backend", reason="compiled extension not built",
     exc_type=ImportError,
 )
 pytestmark = pytest.mark.requires_cython

@@ -10,7 +10,7 @@ import pytest
 
 import fastcnn
 from fastcnn import kernels
-from fastcnn.gradcheck import numeric_gradient, relative_error
+from fastcnn.tools.gradcheck import numeric_gradient, relative_error
 
 import _helpers as H
 from _helpers import FAST_BACKENDS, skip_unless_available

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from fastcnn import backend as _backend
+from fastcnn.kernels import _dispatch as _backend
 from fastcnn import kernels
 
 F32 = np.float32

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastcnn import backend as B
+from fastcnn.kernels import _dispatch as B
 from fastcnn import kernels as K
 
 from _helpers import FAST_BACKENDS, skip_unless_available

@@ -10,7 +10,7 @@ import pytest
 
 import fastcnn
 from fastcnn import kernels
-from fastcnn.testing import ConvCase, PoolCase
+from fastcnn.tools.testing import ConvCase, PoolCase
 
 import _helpers as H
 

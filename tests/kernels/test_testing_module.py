@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 
 from fastcnn import kernels
-from fastcnn.testing import (BATCHNORM_CASES, CONV_CASES, KERNELS, POOL_CASES, TOLERANCES,
-                             assert_close, cases_for, check_kernel, random_cases, tolerance)
+from fastcnn.tools.testing import (
+    BATCHNORM_CASES,
+    CONV_CASES,
+    KERNELS,
+    POOL_CASES,
+    TOLERANCES,
+    assert_close,
+    cases_for,
+    check_kernel,
+    random_cases,
+    tolerance,
+)
 
 import _helpers as H
 

@@ -4,7 +4,7 @@ test asks for another; fastcnn.random is seeded so weights are reproducible."""
 import pytest
 
 import fastcnn
-import fastcnn.random
+import fastcnn.common.random
 
 
 @pytest.fixture(autouse=True)

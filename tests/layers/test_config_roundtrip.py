@@ -5,10 +5,28 @@ import json
 import numpy as np
 import pytest
 
-from fastcnn import initializers
-from fastcnn.layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv2D,
-                            Dense, Dropout, Flatten, LeakyReLU, Maxout, MaxPooling2D, PReLU,
-                            ReLU, Residual, Sigmoid, Softmax, Tanh, deserialize, serialize)
+from fastcnn.nn import initializers
+from fastcnn.nn.layers import (
+    ELU,
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Maxout,
+    MaxPooling2D,
+    PReLU,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    deserialize,
+    serialize,
+)
 
 LAYERS = [
     lambda: Conv2D(8, (3, 5), strides=(2, 1), padding="same", activation="relu",

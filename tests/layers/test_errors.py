@@ -5,8 +5,16 @@ import re
 import numpy as np
 import pytest
 
-from fastcnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                            MaxPooling2D, Residual)
+from fastcnn.nn.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+    Residual,
+)
 
 
 def test_forward_before_build():

@@ -6,10 +6,26 @@ near 0, so no finite-difference step crosses a kink or changes a winner."""
 import numpy as np
 import pytest
 
-from fastcnn.gradcheck import check_layer, smooth_input
-from fastcnn.layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv2D,
-                            Dense, Dropout, Flatten, LeakyReLU, Maxout, MaxPooling2D, PReLU,
-                            ReLU, Residual, Sigmoid, Softmax, Tanh)
+from fastcnn.tools.gradcheck import check_layer, smooth_input
+from fastcnn.nn.layers import (
+    ELU,
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Maxout,
+    MaxPooling2D,
+    PReLU,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 
 IMG = (2, 3, 6, 5)     # (N, C, H, W): odd sizes catch H/W mix-ups
 VEC = (4, 7)

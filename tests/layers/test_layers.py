@@ -6,8 +6,16 @@ import pytest
 
 import fastcnn
 from fastcnn import kernels
-from fastcnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-                            MaxPooling2D, PReLU, Softmax)
+from fastcnn.nn.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    MaxPooling2D,
+    PReLU,
+    Softmax,
+)
 
 
 # TensorFlow "same": OH = ceil(H / S); total pad = max((OH - 1) S + K - H, 0), the odd

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from fastcnn import schedules as S
+from fastcnn.optim import schedules as S
 
 STEPS = [0, 1, 2, 3, 9, 10, 11, 25, 1000]
 

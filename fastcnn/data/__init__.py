@@ -1,0 +1,1 @@
+"""Data: the built-in and standard-format data sets, preprocessing, augmentation."""

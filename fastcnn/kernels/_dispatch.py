@@ -1,0 +1,191 @@
+"""Which kernel backend runs, and with how many threads.
+
+Three backends implement the same kernel functions (see ``fastcnn.kernels``):
+
+=========  ==========================================  ===============================
+name       module                                      needs
+=========  ==========================================  ===============================
+"cython"   ``fastcnn.kernels.cython_backend``          the compiled extension (pip install .)
+"numba"    ``fastcnn.kernels.numba_backend``           ``pip install numba``
+"numpy"    ``fastcnn.kernels.reference``               nothing: always there, the ground truth
+=========  ==========================================  ===============================
+
+The active backend is, by priority: the innermost ``use_backend(...)`` block, then
+``set_backend(...)``, then the ``FASTCNN_BACKEND`` environment variable, then the
+fastest one that imports (cython > numba > numpy). Backend modules are imported
+lazily, so ``import fastcnn`` does not import Numba.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import threading
+
+from fastcnn.common.exceptions import BackendUnavailableError
+
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "backend_module",
+    "get_num_threads",
+    "set_num_threads",
+    "use_num_threads",
+]
+
+#: Backend names, fastest first, with the module implementing each.
+BACKENDS = {
+    "cython": "fastcnn.kernels.cython.backend",
+    "numba": "fastcnn.kernels.numba.backend",
+    "numpy": "fastcnn.kernels.reference",
+}
+
+_HINTS = {
+    "cython": "the compiled extension is missing; reinstall with a C compiler "
+              "available: pip install --force-reinstall --no-deps .",
+    "numba": "Numba is not installed; pip install numba",
+    "numpy": "",
+}
+
+_state = threading.local()          # per-thread stack of use_backend() overrides
+_chosen: str | None = None           # set_backend()
+_modules: dict[str, object] = {}     # imported backend modules
+_import_errors: dict[str, BaseException] = {}
+_num_threads: int | None = None
+
+
+def _check_name(name) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}; got {name!r}.")
+    return name
+
+
+def backend_module(name: str):
+    """Import (once) and return the module of backend ``name``, or raise
+    :class:`BackendUnavailableError` saying why it cannot be used."""
+    _check_name(name)
+    if name in _modules:
+        return _modules[name]
+    if name in _import_errors:
+        err = _import_errors[name]
+        raise BackendUnavailableError(_unavailable_message(name, err)) from err
+    try:
+        module = importlib.import_module(BACKENDS[name])
+    except ImportError as err:
+        _import_errors[name] = err
+        raise BackendUnavailableError(_unavailable_message(name, err)) from err
+    _modules[name] = module
+    return module
+
+
+def _unavailable_message(name: str, err: BaseException) -> str:
+    return f"backend {name!r} is not available: {err}. Hint: {_HINTS[name]}."
+
+
+def is_available(name: str) -> bool:
+    """True when backend ``name`` imports. Cheap checks come first so that merely
+    asking does not import Numba when Numba is absent."""
+    _check_name(name)
+    if name == "numba" and importlib.util.find_spec("numba") is None:
+        _import_errors.setdefault(name, ImportError("No module named 'numba'"))
+        return False
+    try:
+        backend_module(name)
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that work here, fastest first."""
+    return [name for name in BACKENDS if is_available(name)]
+
+
+def _default_backend() -> str:
+    env = os.environ.get("FASTCNN_BACKEND", "").strip()
+    if env:
+        if env not in BACKENDS:
+            raise ValueError(
+                f"FASTCNN_BACKEND must be one of {list(BACKENDS)}; got {env!r}."
+            )
+        backend_module(env)  # explicit request: fail loudly if missing
+        return env
+    for name in BACKENDS:
+        if is_available(name):
+            return name
+    raise AssertionError("the numpy backend always imports")  # pragma: no cover
+
+
+def get_backend() -> str:
+    """Name of the backend the kernels run on right now."""
+    stack = getattr(_state, "stack", None)
+    if stack:
+        return stack[-1]
+    if _chosen is not None:
+        return _chosen
+    return _default_backend()
+
+
+def set_backend(name: str | None) -> None:
+    """Run kernels on backend ``name`` from now on (``None`` restores the default).
+
+    Raises :class:`BackendUnavailableError` (an ``ImportError``) when it cannot be used.
+    """
+    global _chosen
+    if name is not None:
+        backend_module(name)
+    _chosen = name
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Context manager: run kernels on backend ``name`` inside the ``with`` block."""
+    backend_module(name)
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    stack.append(name)
+    try:
+        yield name
+    finally:
+        stack.pop()
+
+
+def get_num_threads() -> int:
+    """Threads the compiled and Numba kernels may use (default: ``OMP_NUM_THREADS``
+    if set, else every core)."""
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use ``n`` threads in the kernels (``None``: back to the default).
+
+    Results do not depend on the thread count: every kernel is written so that
+    its output is bitwise identical for any ``n``.
+    """
+    global _num_threads
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"set_num_threads: n must be a positive int or None; got {n!r}.")
+    _num_threads = n
+
+
+@contextlib.contextmanager
+def use_num_threads(n: int):
+    """Context manager: ``set_num_threads(n)`` inside the ``with`` block."""
+    global _num_threads
+    previous = _num_threads
+    set_num_threads(n)
+    try:
+        yield n
+    finally:
+        _num_threads = previous

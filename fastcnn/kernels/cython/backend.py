@@ -1,0 +1,314 @@
+"""The "cython" backend: C99 kernels (``csrc/``) called through Cython, GEMMs through BLAS.
+
+Same functions, signatures and results as :mod:`fastcnn.kernels.reference` (the contract;
+tested against it). Inputs arrive validated, C-contiguous and of one dtype (float32 or
+float64) from :mod:`fastcnn.kernels`; outputs have the input dtype. This module allocates
+the outputs, handles empty batches (no C call ever sees an empty array) and builds the
+caches; ``fastcnn/kernels/_cython/_kernels.pyx`` releases the GIL and calls C.
+
+Convolution design (OpenMP over images, thread-private workspace, single-threaded BLAS)
+------------------------------------------------------------------------------------------
+The classic im2col + GEMM, but never a whole-batch column matrix. The batch is cut into
+blocks of ``nb`` consecutive images (:func:`conv_chunk_images`: enough images for a GEMM
+of about ``GEMM_MIN_COLUMNS`` columns, within ``BLOCK_BYTES``; from the geometry only).
+One OpenMP thread does a whole block in its own workspace slot with single-threaded BLAS:
+
+- forward:  ``cols = im2col(x[blk])``, ``out[blk] = W2 @ cols + b`` (the GEMM writes
+  ``out[n]`` directly when nb == 1, else a buffer copied to NCHW with the bias fused).
+- backward: ``cols = im2col(x[blk])``, ``dW_g (+)= dout[blk] @ cols.T``, ``db_g +=
+  sum(dout[blk])`` (double), ``cols = W2.T @ dout[blk]``, ``dx[blk] = col2im(cols)``.
+
+The blocks are split into ``G = min(blocks, MAX_GROUPS)`` fixed groups of consecutive
+blocks; a group's partial ``dW_g``/``db_g`` is accumulated in block order by one thread
+and the partials are summed in group order at the end. Forward and dx are per-image
+independent. Nothing depends on the thread count, so results are bitwise identical for
+any number of threads (tested in tests/kernels/test_cython_specific.py). Why not BLAS's own
+threads: OpenBLAS's threaded GEMM gives different bits for 1 and 2 threads on some shapes,
+and many small per-block GEMMs are not worth splitting; BLAS is limited to one thread with
+threadpoolctl during the call (no oversubscription).
+
+Workspace: ``n_threads`` slots of one block's ``cols`` + ``buf`` (``(C*KH*KW + F) * nb*OH*OW``
+elements each) plus the ``G`` partials of dW (``G * F*C*KH*KW``): bounded by the thread
+count and the layer's size, never by N. The slots are kept between calls (reused, so no
+page faults on fresh memory every call; see ``_take``).
+
+A 1x1 kernel with stride 1 and no padding needs no im2col: ``x[n]`` seen as (C, H*W) IS the
+column matrix, so ``out[n] = W2 @ x[n]`` is one GEMM per image straight into NCHW.
+
+Batch norm: statistics in double by two passes (mean, then centred squares), the
+normalisation in double rounded once, all passes of one channel back to back while it is
+in cache (one read of x from memory); the cache keeps ``x`` itself (not x-hat) and the
+backward recomputes x-hat, so do not modify ``x`` in place between forward and backward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from fastcnn.kernels import _dispatch as _backend
+from fastcnn.kernels.geometry import WindowGeometry
+from fastcnn.kernels.cython import _kernels  # ImportError here = extension not built -> backend missing
+
+NAME = "cython"
+
+__all__ = [
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
+    "backend_info", "WORKSPACE_BYTES", "conv_chunk_images", "maxpool_argmax",
+]
+
+#: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
+BLOCK_BYTES = 8 * 2**20
+#: Images are grouped into a block until its GEMMs have about this many columns.
+GEMM_MIN_COLUMNS = 256
+#: Number of dW partials (groups of blocks) in the backward; fixed, not the thread count.
+MAX_GROUPS = 8
+#: Reported budget: what the slots of 2 threads and the partials of the bench layers need.
+WORKSPACE_BYTES = 64 * 2**20
+
+_INT32_MAX = 2**31 - 1   # scipy's BLAS takes 32-bit int dimensions
+_controller = None
+_workspaces: dict = {}   # (name, dtype) -> a flat array kept between calls (see _take)
+
+
+def backend_info() -> dict:
+    """Facts shown by ``fastcnn.show_config()``."""
+    return {
+        "openmp": _kernels.openmp_enabled(),
+        "max_threads": _kernels.max_threads(),
+        "conv_block_bytes": BLOCK_BYTES,
+    }
+
+
+#: A call with less work than this (elements touched; for conv, multiply-adds / 16) runs
+#: on one thread: waking and joining a second one costs more than it saves, badly so on a
+#: busy machine (PyTorch's parallel_for has the same kind of grain size). Results do not
+#: depend on the thread count, so this changes only the speed.
+GRAIN = 2**18
+
+
+def _threads(work: int | None = None) -> int:
+    """``fastcnn.backend.get_num_threads()``, or 1 when ``work`` is below :data:`GRAIN`."""
+    n = max(1, int(_backend.get_num_threads()))
+    return 1 if work is not None and work < GRAIN else n
+
+
+def _blas_threads(n: int):
+    """Context manager: BLAS uses ``n`` threads inside (threadpoolctl), restored after.
+    The conv calls use ``n = 1``: the parallelism is ours (see the module docstring)."""
+    global _controller
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=n, user_api="blas")
+
+
+def _is_1x1(g: WindowGeometry) -> bool:
+    return (g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.pad_top == 0
+            and g.pad_bottom == 0 and g.pad_left == 0 and g.pad_right == 0)
+
+
+def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
+    """Images per conv block ``nb``: ``ceil(GEMM_MIN_COLUMNS / (OH*OW))`` (so a GEMM has
+    enough columns to run well), at most what fits :data:`BLOCK_BYTES` (``(C*KH*KW + F) *
+    OH*OW`` elements per image), at least 1, at most N. 1 for the 1x1 path (x[n] is its own
+    column matrix). Depends on the geometry only, never on the thread count."""
+    if _is_1x1(g):
+        return 1
+    p = g.oh * g.ow
+    per_image = (g.c * g.kh * g.kw + f) * p * itemsize
+    want = -(-GEMM_MIN_COLUMNS // p)
+    return int(max(1, min(max(g.n, 1), want, BLOCK_BYTES // per_image)))
+
+
+def _take(name: str, size: int, dtype) -> np.ndarray:
+    """A flat workspace of at least ``size`` elements, reused across calls: allocating
+    fresh memory every call costs page faults (15-20% of a step here). ``dict.pop`` is
+    atomic, so two Python threads never get the same array (the second allocates)."""
+    key = (name, np.dtype(dtype).str)
+    arr = _workspaces.pop(key, None)
+    if arr is None or arr.size < size:
+        arr = np.empty(max(size, 1), dtype=dtype)
+    return arr
+
+
+def _give(name: str, arr: np.ndarray) -> None:
+    """Return a workspace taken with :func:`_take` for the next call."""
+    _workspaces[(name, arr.dtype.str)] = arr
+
+
+def _conv_plan(g: WindowGeometry, f: int, dtype):
+    """``(nb, slot, groups)``: images per block, workspace elements per thread slot, and
+    number of blocks, for :func:`conv2d_forward` / :func:`conv2d_backward`."""
+    nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize)
+    p = g.oh * g.ow
+    slot = 0 if _is_1x1(g) else (g.c * g.kh * g.kw + f) * nb * p
+    nblocks = -(-g.n // nb)
+    _check_blas_dims("conv2d", columns=nb * p, rows=g.c * g.kh * g.kw)
+    return nb, slot, nblocks
+
+
+def _check_blas_dims(where: str, **dims) -> None:
+    for name, value in dims.items():
+        if value > _INT32_MAX:
+            raise ValueError(f"{where}: {name} = {value} exceeds the 32-bit BLAS limit "
+                             f"{_INT32_MAX}; use the 'numpy' backend for this layer.")
+
+
+def im2col(x, g: WindowGeometry):
+    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``."""
+    cols = np.empty(g.cols_shape, dtype=x.dtype)
+    if g.n > 0:
+        _kernels.im2col(x, cols, g, _threads())
+    return cols
+
+
+def col2im(cols, g: WindowGeometry):
+    """Adjoint of :func:`im2col` (overlapping windows sum; padding is dropped)."""
+    x = np.empty(g.input_shape, dtype=cols.dtype)
+    if g.n > 0:
+        _kernels.col2im(cols, x, g, _threads())
+    return x
+
+
+def conv2d_forward(x, w, b, g: WindowGeometry):
+    """``out = W2 @ im2col(x) + b`` as (N, F, OH, OW), block by block. Cache ``(x, w, g)``."""
+    f = w.shape[0]
+    out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
+    if g.n == 0:
+        return out, (x, w, g)
+    nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
+    nb, slot, _ = _conv_plan(g, f, x.dtype)
+    work = _take("conv_work", nt * slot, x.dtype)
+    try:
+        with _blas_threads(1):
+            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, _is_1x1(g), nt)
+    finally:
+        _give("conv_work", work)
+    return out, (x, w, g)
+
+
+def conv2d_backward(dout, cache, need_dx=True):
+    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)``; with
+    ``need_dx=False`` the ``W2.T @ dout`` GEMMs and col2im are skipped and dx is None."""
+    x, w, g = cache
+    f = w.shape[0]
+    # without dx the C code gets a 1-element stand-in it never touches (a memoryview
+    # cannot be None and &dx[0, 0, 0, 0] needs an element)
+    dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    dw = np.empty_like(w)
+    db = np.zeros(f, dtype=np.float64)     # summed in double, returned in the input dtype
+    if g.n == 0:
+        dw.fill(0)
+        return (dx if need_dx else None), dw, db.astype(dout.dtype)
+    nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
+    nb, slot, nblocks = _conv_plan(g, f, x.dtype)
+    groups = min(nblocks, MAX_GROUPS)
+    work = _take("conv_work", nt * slot, x.dtype)
+    parts = _take("conv_dw_parts", groups * w.size, x.dtype)
+    db_parts = np.zeros((groups, f), dtype=np.float64)
+    try:
+        with _blas_threads(1):
+            _kernels.conv2d_backward(dout, x, w, dx, dw, db,
+                                     parts[:groups * w.size].reshape(groups, w.size),
+                                     db_parts, work, slot, g, nb, _is_1x1(g), nt, need_dx)
+    finally:
+        _give("conv_work", work)
+        _give("conv_dw_parts", parts)
+    return (dx if need_dx else None), dw, db.astype(dout.dtype)
+
+
+def _is_pool2x2(g: WindowGeometry) -> bool:
+    """2x2 windows, stride 2, no padding on top/left: the windows tile the input (floor
+    mode drops an odd last row/column) and never overlap."""
+    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left) == (2, 2, 2, 2, 0, 0) and \
+        2 * g.oh <= g.h and 2 * g.ow <= g.w
+
+
+def maxpool2d_forward(x, g: WindowGeometry):
+    """Window max and where it came from. Cache ``(where, g)``: for 2x2/2 pooling ``where``
+    is an int8 code per window (0..3: which of its 4 pixels won, row-major), 8x less memory
+    traffic than an int64 index; otherwise the winner's flat index ``h*W + w`` (int64).
+    :func:`maxpool_argmax` turns either into the flat index of the reference."""
+    out = np.empty((g.n, g.c, g.oh, g.ow), dtype=x.dtype)
+    if _is_pool2x2(g):
+        code = np.empty(out.shape, dtype=np.int8)
+        if g.n > 0:
+            _kernels.maxpool2x2_forward(x, out, code, g, _threads(x.size))
+        return out, (code, g)
+    argmax = np.empty((g.n, g.c, g.oh, g.ow), dtype=np.int64)
+    if g.n > 0:
+        _kernels.maxpool2d_forward(x, out, argmax, g, _threads(x.size))
+    return out, (argmax, g)
+
+
+def maxpool_argmax(data) -> np.ndarray:
+    """The reference's ``argmax`` (flat index ``h*W + w`` of each window's winner, int64)
+    from the ``data`` of a maxpool cache of this backend (for tests and inspection)."""
+    where, g = data
+    if where.dtype != np.int8:
+        return where
+    code = where.astype(np.int64)
+    rows = 2 * np.arange(g.oh)[:, None] + code // 2
+    cols = 2 * np.arange(g.ow)[None, :] + code % 2
+    return rows * g.w + cols
+
+
+def maxpool2d_backward(dout, cache):
+    """``dx[n, c].flat[argmax] += dout`` (overlapping windows add up); for 2x2/2 pooling
+    the same as one write-only pass (the winner gets ``0 + dout``, the others 0)."""
+    where, g = cache
+    dx = np.empty(g.input_shape, dtype=dout.dtype)
+    if g.n > 0:
+        if where.dtype == np.int8:
+            _kernels.maxpool2x2_backward(dout, where, dx, g, _threads(dx.size))
+        else:
+            _kernels.maxpool2d_backward(dout, where, dx, g, _threads(dx.size))
+    return dx
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """``x`` is (N, C, L); statistics over axes 0 and 2 in double; running statistics
+    updated in place in training mode. Cache ``(x, gamma, mean, invstd, training)``."""
+    n, c, l = x.shape
+    if training:
+        mean = np.zeros(c, dtype=np.float64)
+        var = np.zeros(c, dtype=np.float64)
+        invstd = np.zeros(c, dtype=np.float64)
+        out = np.empty_like(x)
+        if x.size:   # statistics and normalisation, channel by channel (one pass over memory)
+            _kernels.batchnorm_forward_train(x, gamma, beta, float(eps), mean, var, invstd,
+                                             out, _threads(x.size))
+        else:
+            invstd = 1.0 / np.sqrt(var + eps)
+        # the reference's expression, so the update rounds exactly as it does
+        running_mean[...] = momentum * running_mean + (1 - momentum) * mean
+        running_var[...] = momentum * running_var + (1 - momentum) * var
+    else:
+        mean = running_mean.astype(np.float64)
+        var = running_var.astype(np.float64)
+        invstd = 1.0 / np.sqrt(var + eps)   # the C kernel computes it the same way
+        out = np.empty_like(x)
+        if x.size:
+            _kernels.batchnorm_apply(x, gamma, beta, mean, invstd, out, _threads(x.size))
+    return out, (x, gamma, mean, invstd, bool(training))
+
+
+def batchnorm_backward(dout, cache):
+    """``dbeta = sum(dout)``, ``dgamma = sum(dout * xhat)``; training:
+    ``dx = gamma*invstd/M * (M*dout - dbeta - xhat*dgamma)``, inference:
+    ``dx = gamma*invstd * dout``."""
+    x, gamma, mean, invstd, training = cache
+    c = x.shape[1]
+    dx = np.empty_like(dout)
+    dgamma = np.zeros(c, dtype=np.float64)
+    dbeta = np.zeros(c, dtype=np.float64)
+    if dout.size:
+        _kernels.batchnorm_backward(dout, x, gamma, mean, invstd, dx, dgamma, dbeta,
+                                    training, _threads(x.size))
+    return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)

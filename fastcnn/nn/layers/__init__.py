@@ -1,0 +1,31 @@
+"""Layers with Keras names and arguments over NCHW/OIHW arrays.
+
+Every layer follows the contract of :class:`~fastcnn.layers.base.Layer`:
+``build(input_shape)``, ``forward(x, training)``, ``backward(dout)`` (accumulating
+parameter gradients), ``parameters()``, ``get_config()``/``from_config``.
+"""
+
+from fastcnn.nn.layers.activations import (
+    ELU,
+    Activation,
+    LeakyReLU,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from fastcnn.nn.layers.base import Layer, deserialize, serialize
+from fastcnn.nn.layers.conv import Conv2D
+from fastcnn.nn.layers.core import Dense, Dropout, Flatten
+from fastcnn.nn.layers.maxout import Maxout
+from fastcnn.nn.layers.normalization import BatchNormalization
+from fastcnn.nn.layers.pooling import AveragePooling2D, MaxPooling2D
+from fastcnn.nn.layers.residual import Residual
+
+__all__ = [
+    "Layer", "serialize", "deserialize",
+    "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
+    "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
+    "Tanh", "Softmax", "Maxout", "Residual",
+]

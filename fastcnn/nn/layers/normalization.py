@@ -1,0 +1,91 @@
+"""``BatchNormalization`` (Ioffe & Szegedy 2015) with Keras' conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastcnn import kernels
+from fastcnn.common.validation import check_float
+from fastcnn.nn.layers.base import Layer
+
+__all__ = ["BatchNormalization"]
+
+
+class BatchNormalization(Layer):
+    """Normalize each feature (after ``Dense``: input ``(N, D)``) or each channel (after
+    ``Conv2D``: input ``(N, C, H, W)``, statistics over N, H, W), then scale and shift.
+
+    Training (``M`` = values per channel, ``N`` or ``N*H*W``)::
+
+        mu = mean(x),  var = mean((x - mu)^2)         (biased, over the M values)
+        xhat = (x - mu) / sqrt(var + epsilon);  out = gamma * xhat + beta
+        moving = momentum * moving + (1 - momentum) * batch_stat
+
+    Inference uses ``moving_mean``/``moving_variance`` instead of ``mu, var``.
+    A frozen layer (``trainable=False``) always runs in inference mode (Keras does the
+    same, which is what fine-tuning wants).
+
+    Parameters
+    ----------
+    momentum : float in [0, 1]
+        Keras' default 0.99 (PyTorch's ``momentum=0.1`` is Keras' 0.9).
+    epsilon : float > 0
+        Keras' default 1e-3 (PyTorch: 1e-5).
+
+    Shape
+    -----
+    Output shape = input shape: ``(N, D)`` or ``(N, C, H, W)``.
+
+    Attributes
+    ----------
+    gamma, beta : trainable Parameters ``(C,)`` (init 1 and 0)
+    state["moving_mean"], state["moving_variance"] : non-trainable ``(C,)`` (init 0 and 1)
+
+    Notes
+    -----
+    Backward (training). With ``s = 1/sqrt(var + eps)`` and sums over a channel's M values::
+
+        dbeta = sum(dout);   dgamma = sum(dout * xhat);   dxhat = gamma * dout
+        dvar  = sum(dxhat * (x - mu)) * (-s^3 / 2)          = -gamma * dgamma * s^2 / 2
+        dmu   = -s * sum(dxhat) + dvar * (-2/M) sum(x - mu) = -gamma * s * dbeta
+        dx    = s * dxhat + dvar * 2 (x - mu) / M + dmu / M
+              = gamma * s / M * (M * dout - dbeta - xhat * dgamma)
+
+    In inference mode ``mu, var`` are constants and ``dx = gamma * s * dout``.
+    """
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = check_float("BatchNormalization", "momentum", momentum, 0.0, 1.0)
+        self.epsilon = check_float("BatchNormalization", "epsilon", epsilon, 0.0, None,
+                                   low_inclusive=False)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) not in (1, 3):
+            raise ValueError(f"BatchNormalization '{self.name}': expects a per-sample shape "
+                             f"(D,) or (C, H, W); got {tuple(input_shape)}.")
+        return tuple(input_shape)
+
+    def _build(self, input_shape):
+        from fastcnn.nn import initializers
+        c = input_shape[0]
+        self.gamma = self.add_weight("gamma", (c,), initializers.get("ones"), self.dtype)
+        self.beta = self.add_weight("beta", (c,), initializers.get("zeros"), self.dtype)
+        self.state["moving_mean"] = np.zeros(c, dtype=self.dtype)
+        self.state["moving_variance"] = np.ones(c, dtype=self.dtype)
+
+    def call(self, x, training):
+        out, self._cache = kernels.batchnorm_forward(
+            x, self.gamma.data, self.beta.data, self.state["moving_mean"],
+            self.state["moving_variance"], training=bool(training and self.trainable),
+            momentum=self.momentum, eps=self.epsilon)
+        return out
+
+    def call_backward(self, dout):
+        dx, dgamma, dbeta = kernels.batchnorm_backward(dout, self._cache)
+        self.gamma.grad += dgamma
+        self.beta.grad += dbeta
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}

@@ -1,0 +1,1 @@
+"""Optimizers (update rules over parameters) and learning-rate schedules."""

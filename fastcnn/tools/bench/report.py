@@ -1,0 +1,574 @@
+"""The benchmark report: every kernel x backend x case x thread count, as markdown tables.
+
+What one row is (see also BENCHMARKS.md and :mod:`fastcnn.bench.cases`):
+
+* **median ms**: median over ``repeats`` timed rounds, after warm-up calls, of one call
+  of the kernel on preallocated inputs, all thread pools pinned to ``threads``; the
+  rounds of every backend of one case, direction and thread count are interleaved.
+* **GFLOP/s** (convolutions; forward ``2*N*F*C*KH*KW*OH*OW``, backward 2x, both 3x) or
+  **GB/s** (pooling, batch norm; effective bytes, each tensor read or written once).
+* **% peak**: that rate as a fraction of the float32 GEMM rate (at the same thread
+  count) or of the copy bandwidth, both measured at the start of this run.
+* **x numpy / x GEMMs / x torch**: the row's time divided by the NumPy reference's,
+  by the same matrix products alone on preallocated arrays (convolutions), and by
+  PyTorch CPU's, all at the same thread count. Below 1 means faster.
+* **check**: the row's outputs against the NumPy reference, once per case and direction
+  (scale-relative max error; ``ref`` for the reference itself).
+* **target**: each BENCHMARKS.md target for this row (2 threads, fwd+bwd), met or missed.
+
+Pseudo-backends: ``torch`` (PyTorch, when importable) and ``gemms`` (the GEMMs alone).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from fastcnn.kernels._dispatch import available_backends, get_backend, use_backend
+from fastcnn.tools.bench import cases as C
+from fastcnn.tools.bench.breakdown import PHASES, conv_breakdown, plot_breakdown
+from fastcnn.tools.bench.machine import machine_info, measure_bandwidth, measure_gemm
+from fastcnn.tools.bench.memory import measure_in_subprocess
+from fastcnn.tools.bench.steps import load_step_benchmarks
+from fastcnn.tools.bench.targets import TARGET_DIRECTION, TARGET_THREADS, TARGETS, judge
+from fastcnn.tools.bench.timing import median, pinned_threads, time_interleaved
+from fastcnn.tools.bench.torch_ref import torch_available, torch_callable, torch_outputs
+
+__all__ = ["Options", "run_report", "WORKSPACE_BUDGET_MB"]
+
+#: BENCHMARKS.md: "conv workspace bounded by a fixed budget (e.g. 64 MB), not by batch size".
+WORKSPACE_BUDGET_MB = 64.0
+
+
+@dataclass
+class Options:
+    """Everything ``python -m fastcnn bench`` can be asked (defaults: the full report)."""
+
+    cases: list = field(default_factory=lambda: list(C.FULL_CASES))
+    backends: list = field(default_factory=available_backends)
+    threads: list = field(default_factory=lambda: [1, 2])
+    directions: tuple | None = None        # None: every direction of each kernel
+    repeats: int = 5
+    warmup: int = 2
+    torch: bool = True
+    breakdown: bool = False
+    plot: str | None = None
+    memory: bool = True
+    memory_case: str = "conv3x3_64_32"
+    memory_batches: tuple = (64, 512)
+    memory_backends: list | None = None    # None: every backend in ``backends``
+    gemm_size: int = 2048
+    bandwidth_mb: int = 256
+    progress: bool = True
+    json_path: str | None = None
+    command: str = ""
+    steps: list | None = None              # training-step benchmarks to run (None: all)
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def _plan(opts, use_torch):
+    """[(case, direction, backend)] in report order; backend may be 'torch'/'gemms'."""
+    plan = []
+    for name in opts.cases:
+        case = C.get_case(name)
+        for direction in C.DIRECTIONS[case.kernel]:
+            if opts.directions and direction not in opts.directions:
+                continue
+            names = list(opts.backends)
+            if case.kernel == "conv2d":
+                names.append("gemms")
+            if use_torch:
+                names.append("torch")
+            plan.extend((case, direction, b) for b in names)
+    return plan
+
+
+def _check(case, direction, backend, inp, reference):
+    """Compare one call's outputs with the reference's; returns (text, error)."""
+    if backend == "gemms":
+        return "-", None
+    if backend == "numpy":
+        return "ref", 0.0
+    if direction == "fwd":
+        want = reference[:1]
+    elif direction == "bwd":
+        want = reference[1:]
+    else:
+        want = reference
+    got = (torch_outputs(case, direction, inp) if backend == "torch"
+           else C.kernel_outputs(case, direction, backend, inp))
+    ok, err = C.check_outputs(got, want)
+    return ("ok" if ok else f"FAIL {err:.1e}"), err
+
+
+def _callable(case, direction, backend, inp):
+    if backend == "gemms":
+        return C.gemm_callable(case, direction)
+    if backend == "torch":
+        return torch_callable(case, direction, inp)
+    return C.kernel_callable(case, direction, backend, inp)
+
+
+def _measure_kernels(opts, machine, use_torch, progress, errors):
+    """Time every planned (case, direction, backend) at every thread count.
+
+    The backends of one (case, direction, threads) are timed together with their rounds
+    interleaved (:func:`~fastcnn.bench.timing.time_interleaved`), so their ratios are
+    measured back to back. A backend that raises is reported in ``errors`` (and
+    skipped) instead of ending the report.
+    """
+    rows = []
+    groups = {}
+    for case, direction, backend in _plan(opts, use_torch):
+        groups.setdefault((case.name, direction), (case, direction, []))[2].append(backend)
+    references = {}
+    for case, direction, backends in groups.values():
+        inp = C.make_inputs(case)
+        if case.name not in references:
+            references = {}                       # keep one case's reference at a time
+            with pinned_threads(max(opts.threads)):
+                references[case.name] = C.kernel_outputs(case, "fwd+bwd", "numpy", inp)
+        fns, checks = {}, {}
+        for backend in backends:
+            try:
+                with pinned_threads(max(opts.threads)):
+                    checks[backend] = _check(case, direction, backend, inp,
+                                             references[case.name])
+                fns[backend] = _callable(case, direction, backend, inp)
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                errors.append(f"{case.name} {direction} {backend}: {type(exc).__name__}: {exc}")
+                progress.update(len(opts.threads))
+        amount = C.work(case, direction, inp["x"].itemsize)
+        for threads in opts.threads:
+            progress.set_postfix_str(f"{case.name} {direction} {threads}t")
+            with pinned_threads(threads):
+                all_times = time_interleaved(fns, repeats=opts.repeats, warmup=opts.warmup,
+                                             on_warm=lambda name: progress.update(1))
+            for backend, times in all_times.items():
+                seconds = median(times)
+                check, err = checks[backend]
+                row = {"kernel": case.kernel, "case": case.name, "shape": case.shape_text,
+                       "direction": direction, "backend": backend, "threads": threads,
+                       "dtype": "float32", "median_ms": seconds * 1e3,
+                       "times_ms": [t * 1e3 for t in times], "flops": amount["flops"],
+                       "bytes": amount["bytes"], "check": check, "check_error": err,
+                       "gbs": amount["bytes"] / seconds / 1e9}
+                if amount["flops"] is not None:
+                    row["gflops"] = amount["flops"] / seconds / 1e9
+                    row["frac_peak"] = row["gflops"] / machine["gemm"][threads]["gflops"]
+                else:
+                    row["frac_peak"] = row["gbs"] / machine["bandwidth"]["gbs"]
+                rows.append(row)
+        del fns
+    _add_ratios(rows)
+    return rows
+
+
+def _add_ratios(rows):
+    """Each row's time over the numpy / gemms / torch / cython row of the same
+    (case, direction, threads); None where that row does not exist."""
+    index = {(r["case"], r["direction"], r["threads"], r["backend"]): r["median_ms"]
+             for r in rows}
+    for r in rows:
+        key = (r["case"], r["direction"], r["threads"])
+        for other, field_name in (("numpy", "vs_numpy"), ("gemms", "vs_gemms"),
+                                  ("torch", "vs_torch"), ("cython", "vs_cython")):
+            base = index.get((*key, other))
+            r[field_name] = r["median_ms"] / base if base and other != r["backend"] else None
+        r["targets"] = judge(r)
+
+
+# ------------------------------------------------------------------------ formatting
+
+
+def _fmt(value, spec=".2f", none="-"):
+    return none if value is None else format(value, spec)
+
+
+def _ms(value):
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def _target_cell(row):
+    cells = []
+    for v in row.get("targets", []):
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[v["met"]]
+        cells.append(f"{v['target']}: {verdict}")
+    return "; ".join(cells) or ""
+
+
+def _table(header, lines, out):
+    print("| " + " | ".join(header) + " |", file=out)
+    print("|" + "|".join("---" for _ in header) + "|", file=out)
+    for line in lines:
+        print("| " + " | ".join(str(c) for c in line) + " |", file=out)
+    print(file=out)
+
+
+def _print_kernel_tables(rows, out):
+    titles = {"conv2d": "conv2d (GFLOP/s; % of the GEMM rate at the same thread count)",
+              "maxpool2d": "maxpool2d (effective GB/s; % of copy bandwidth)",
+              "batchnorm": "batchnorm, training (effective GB/s; % of copy bandwidth)"}
+    for kernel, title in titles.items():
+        kernel_rows = [r for r in rows if r["kernel"] == kernel]
+        if not kernel_rows:
+            continue
+        print(f"### {title}\n", file=out)
+        conv = kernel == "conv2d"
+        header = (["case", "shape", "dir", "backend", "thr", "median ms",
+                   "GFLOP/s" if conv else "GB/s", "% peak", "x numpy"]
+                  + (["x GEMMs"] if conv else []) + ["x torch", "check", "target"])
+        lines = []
+        for r in kernel_rows:
+            rate = r["gflops"] if conv else r["gbs"]
+            lines.append([r["case"], r["shape"], r["direction"], r["backend"], r["threads"],
+                          _ms(r["median_ms"]), f"{rate:.1f}", f"{100 * r['frac_peak']:.0f}%",
+                          _fmt(r["vs_numpy"])]
+                         + ([_fmt(r["vs_gemms"])] if conv else [])
+                         + [_fmt(r["vs_torch"]), r["check"], _target_cell(r)])
+        _table(header, lines, out)
+
+
+def _print_summary(rows, out):
+    """One compact table per thread count: fwd+bwd median ms, backends side by side."""
+    seen = {r["backend"] for r in rows}
+    order = ["cython", "numba", "numpy", "gemms", "torch"]
+    names = [b for b in order if b in seen] + sorted(seen - set(order))
+    for threads in sorted({r["threads"] for r in rows}):
+        index = {(r["case"], r["backend"]): r for r in rows
+                 if r["threads"] == threads and r["direction"] == "fwd+bwd"}
+        cases = list(dict.fromkeys(case for case, _ in index))
+        if not cases:
+            continue
+        print(f"### fwd+bwd median ms, {threads} thread{'s' * (threads > 1)}\n", file=out)
+        lines = []
+        for case in cases:
+            cells = [_ms(index[(case, b)]["median_ms"]) if (case, b) in index else "-"
+                     for b in names]
+            some = next(index[(case, b)] for b in names if (case, b) in index)
+            lines.append([case, some["shape"]] + cells)
+        _table(["case", "shape"] + names, lines, out)
+
+
+def _target_summary(rows, opts, out):
+    """One line per BENCHMARKS.md target whose case was run."""
+    lines = []
+    for t in TARGETS:
+        if t.case not in opts.cases:
+            continue
+        match = [r for r in rows if r["case"] == t.case and r["backend"] == t.backend
+                 and r["threads"] == TARGET_THREADS and r["direction"] == TARGET_DIRECTION]
+        if not match:
+            why = (f"backend {t.backend} not measured" if t.backend not in opts.backends
+                   else f"needs {TARGET_THREADS} threads and {TARGET_DIRECTION}")
+            lines.append([t.case, t.backend, t.text, "-", f"not run ({why})"])
+            continue
+        value = match[0].get(t.metric)
+        verdict = {True: "met", False: "MISSED",
+                   None: "n/a (the row it is compared with was not measured)"}
+        lines.append([t.case, t.backend, t.text, _fmt(value), verdict[t.met(value)]])
+    return lines
+
+
+# ------------------------------------------------------------------------ sections
+
+
+def _memory_section(opts, out, progress):
+    backends = opts.memory_backends or list(opts.backends)
+    results = []
+    for backend in backends:
+        for n in opts.memory_batches:
+            progress.set_postfix_str(f"memory {backend} N={n}")
+            results.append(measure_in_subprocess(opts.memory_case, n, backend,
+                                                 max(opts.threads)))
+            progress.update(1)
+    case = C.get_case(opts.memory_case)
+    shape = case.shape_text.split(" ", 1)[1]          # drop "N=..": N is what varies
+    print(f"## Peak memory of one conv2d forward + backward ({shape}, N varied; "
+          f"a fresh process each)\n", file=out)
+    print("workspace = peak - inputs - outputs - grads; traced = NumPy allocations "
+          "(tracemalloc), RSS = process high-water mark (every allocation, C included).\n",
+          file=out)
+    lines = []
+    for m in results:
+        if "error" in m:
+            lines.append([m["backend"], m["n"], "-", "-", "-", "-", "-", m["error"]])
+            continue
+        lines.append([m["backend"], m["n"], f"{m['inputs_mb']:.0f}",
+                      f"{m['outputs_grads_mb']:.0f}", f"{m['traced_peak_mb']:.0f}",
+                      f"{m['workspace_traced_mb']:.1f}",
+                      f"{m['rss_peak_mb'] - m['rss_before_mb']:.0f}",
+                      f"{m['workspace_rss_mb']:.1f}"])
+    _table(["backend", "N", "inputs MB", "outputs+grads MB", "traced peak MB",
+            "workspace (traced) MB", "RSS growth MB", "workspace (RSS) MB"], lines, out)
+    verdicts = []
+    for backend in backends:
+        ok = [m for m in results if m["backend"] == backend and "error" not in m]
+        if len(ok) < 2:
+            continue
+        small, large = ok[0], ok[-1]
+        worst = max(large["workspace_traced_mb"], large["workspace_rss_mb"])
+        growth = worst - max(small["workspace_traced_mb"], small["workspace_rss_mb"])
+        verdict = ("met" if worst <= WORKSPACE_BUDGET_MB else "MISSED")
+        verdicts.append({"backend": backend, "workspace_mb": worst, "growth_mb": growth,
+                         "verdict": verdict})
+        print(f"- {backend}: workspace {worst:.1f} MB at N={large['n']} (grows by "
+              f"{growth:+.1f} MB from N={small['n']}); target <= {WORKSPACE_BUDGET_MB:g} MB "
+              f"(bounded, not by batch size): {verdict}", file=out)
+    print(file=out)
+    return {"measurements": results, "verdicts": verdicts}
+
+
+def _breakdown_section(opts, out, progress, errors):
+    rows = []
+    conv_cases = [C.get_case(n) for n in opts.cases if C.get_case(n).kernel == "conv2d"]
+    threads = max(opts.threads)
+    for case in conv_cases:
+        for backend in opts.backends:
+            progress.set_postfix_str(f"breakdown {case.name} {backend}")
+            try:
+                rows.append(conv_breakdown(case, backend, threads, repeats=opts.repeats))
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                errors.append(f"breakdown {case.name} {backend}: {type(exc).__name__}: {exc}")
+            progress.update(1)
+    print(f"## Where conv2d forward + backward time goes ({threads} threads, ms)\n", file=out)
+    print("Phases timed separately on the same shapes (module fastcnn.bench.breakdown): "
+          "im2col/col2im through the backend on a chunk of n_chunk images and scaled to N; "
+          "GEMMs with NumPy on the same chunk; other = total - the rest.\n", file=out)
+    lines = [[r["case"], r["backend"], _ms(r["total_ms"])]
+             + [_ms(r["phases_ms"][p]) if p != "other" else f"{r['phases_ms'][p]:.3g}"
+                for p in PHASES]
+             + [r["n_chunk"], r["im2col_count"]] for r in rows]
+    _table(["case", "backend", "total"] + list(PHASES) + ["n_chunk", "im2col x"], lines, out)
+    if opts.plot and rows:
+        plot_breakdown(rows, opts.plot)
+        print(f"(stacked bars saved to {opts.plot})\n", file=out)
+    return rows
+
+
+def _step_callable(backend, build):
+    """Build one step (untimed) and return it; a fastcnn backend's step runs inside
+    ``use_backend`` on every call (~40 us, a small fraction of any step here), so the
+    steps of all backends can be timed interleaved."""
+    if backend in ("gemms", "torch"):
+        return build()
+    with use_backend(backend):
+        step = build()
+
+    def run():
+        with use_backend(backend):
+            return step()
+    return run
+
+
+def _steps_section(opts, use_torch, out, progress, errors):
+    """Time every registered training step (:mod:`fastcnn.bench.steps`) per thread count;
+    the rounds of all backends, ``gemms`` and ``torch`` of one step are interleaved."""
+    registry, import_errors = load_step_benchmarks()
+    print("## Training steps\n", file=out)
+    if not registry:
+        print("No step benchmarks registered (see fastcnn/bench/steps.py: register_step"
+              + (f"; import errors: {import_errors}" if import_errors else "") + ").\n",
+              file=out)
+        return []
+    errors.extend(f"step module {e}" for e in import_errors)
+    benches = [b for b in registry.values() if opts.steps is None or b.name in opts.steps]
+    rows, checks = [], {}
+    for bench in benches:
+        if use_torch and bench.check is not None:
+            progress.set_postfix_str(f"step {bench.name} check")
+            try:
+                with pinned_threads(max(opts.threads)):
+                    checks[bench.name] = bench.check()
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                errors.append(f"step {bench.name} check: {type(exc).__name__}: {exc}")
+        builders = [(b, bench.build) for b in opts.backends]
+        if bench.build_gemms is not None:
+            builders.append(("gemms", bench.build_gemms))
+        if use_torch and bench.build_torch is not None:
+            builders.append(("torch", bench.build_torch))
+        for threads in opts.threads:
+            progress.set_postfix_str(f"step {bench.name} {threads}t")
+            fns = {}
+            with pinned_threads(threads):
+                for backend, build in builders:
+                    try:
+                        fns[backend] = _step_callable(backend, build)
+                    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                        errors.append(f"step {bench.name} {backend} {threads}t: "
+                                      f"{type(exc).__name__}: {exc}")
+                try:
+                    all_times = time_interleaved(fns, repeats=opts.repeats,
+                                                 warmup=opts.warmup)
+                except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                    errors.append(f"step {bench.name} {threads}t: {type(exc).__name__}: {exc}")
+                    all_times = {}
+            del fns
+            for backend, times in all_times.items():
+                rows.append({"step": bench.name, "description": bench.description,
+                             "backend": backend, "threads": threads,
+                             "median_ms": median(times) * 1e3,
+                             "times_ms": [t * 1e3 for t in times]})
+            progress.update(1)
+    index = {(r["step"], r["backend"], r["threads"]): r["median_ms"] for r in rows}
+    lines = []
+    for r in rows:
+        bench = registry[r["step"]]
+        vs_torch = (r["median_ms"] / index[(r["step"], "torch", r["threads"])]
+                    if (r["step"], "torch", r["threads"]) in index and r["backend"] != "torch"
+                    else None)
+        vs_gemms = (r["median_ms"] / index[(r["step"], "gemms", r["threads"])]
+                    if (r["step"], "gemms", r["threads"]) in index and r["backend"] != "gemms"
+                    else None)
+        r.update(vs_torch=vs_torch, vs_gemms=vs_gemms)
+        verdicts = []
+        if r["backend"] == "cython" and r["threads"] == TARGET_THREADS:
+            for limit, value, what in ((bench.max_vs_torch, vs_torch, "x torch"),
+                                       (bench.max_vs_gemms, vs_gemms, "x GEMMs")):
+                if limit is not None:
+                    ok = None if value is None else value <= limit
+                    verdicts.append(f"{what} <= {limit:g}: "
+                                    + {True: "met", False: "MISSED", None: "n/a"}[ok])
+        r["targets"] = verdicts
+        lines.append([r["step"], r["backend"], r["threads"], _ms(r["median_ms"]),
+                      _fmt(vs_torch), _fmt(vs_gemms), "; ".join(verdicts)])
+    for bench in benches:
+        print(f"- {bench.name}: {bench.description}", file=out)
+    print("\nOne step = forward, loss, backward, optimizer update on a fixed batch; "
+          "gemms = the step's matrix products alone (np.matmul, out= preallocated); "
+          "x torch / x GEMMs = this time / that one (same step, threads). PyTorch runs in "
+          "the same process as fastcnn: at 2 threads each OpenMP pool spin-waits after its "
+          "parallel regions and can slow the other (measured here: torch's MNIST step 34 ms "
+          "with OMP_WAIT_POLICY=passive, 40-110 ms without), so read x torch at 2 threads "
+          "as possibly flattering fastcnn (a lower bound of the ratio).\n", file=out)
+    _table(["step", "backend", "thr", "median ms", "x torch", "x GEMMs", "target"], lines, out)
+    if checks:
+        print("First-step loss, fastcnn (default backend) vs the PyTorch twin, same weights "
+              "and batch:\n", file=out)
+        for name, c in checks.items():
+            print(f"- {name}: {c['fastcnn']:.6f} vs {c['torch']:.6f} (relative "
+                  f"{c['rel_error']:.1e}): {'ok' if c['ok'] else 'FAIL'}", file=out)
+            for r in rows:
+                if r["step"] == name:
+                    r["check"] = c
+        print(file=out)
+    return rows
+
+
+# ------------------------------------------------------------------------ the report
+
+
+def run_report(opts: Options, out=None) -> dict:
+    """Measure everything ``opts`` asks for, print the markdown report to ``out``
+    (stdout by default) and return every measurement as a dict (saved as JSON when
+    ``opts.json_path`` is set)."""
+    from tqdm import tqdm
+
+    out = out or sys.stdout
+    for name in opts.cases:
+        C.get_case(name)          # unknown names fail before anything is measured
+    unknown = [b for b in opts.backends if b not in available_backends()]
+    if unknown:
+        raise ValueError(f"bench: backends must be among the available ones "
+                         f"{available_backends()}; got {unknown}.")
+    if opts.steps:
+        registry, _ = load_step_benchmarks()
+        unknown = [n for n in opts.steps if n not in registry]
+        if unknown:
+            raise ValueError(f"bench: steps must be among the registered ones "
+                             f"{sorted(registry)}; got {unknown}.")
+    use_torch = opts.torch and torch_available()
+    plan = _plan(opts, use_torch)
+    total = (len(plan) * len(opts.threads) + len(opts.threads) + 1
+             + (len(opts.memory_batches) * len(opts.memory_backends or opts.backends)
+                if opts.memory else 0)
+             + (sum(C.get_case(n).kernel == "conv2d" for n in opts.cases) * len(opts.backends)
+                if opts.breakdown else 0))
+    started = datetime.datetime.now()
+    with tqdm(total=total, file=sys.stderr, disable=not opts.progress, unit="meas",
+              dynamic_ncols=True) as progress:
+        progress.set_postfix_str("machine limits")
+        machine = {"info": machine_info(), "gemm": {}}
+        machine["bandwidth"] = measure_bandwidth(opts.bandwidth_mb, repeats=max(opts.repeats, 5))
+        progress.update(1)
+        for threads in opts.threads:
+            machine["gemm"][threads] = measure_gemm(threads, opts.gemm_size,
+                                                    repeats=max(opts.repeats, 5))
+            progress.update(1)
+
+        info = machine["info"]
+        print(f"# fastcnn benchmark report ({started:%Y-%m-%d %H:%M})\n", file=out)
+        if opts.command:
+            print(f"command: `{opts.command}`\n", file=out)
+        blas = ", ".join(f"{p['internal_api']} {p['version']}" for p in info["blas"]
+                         if p.get("user_api") == "blas") or "unknown BLAS"
+        print(f"- machine: {info['cpu']}, {info['cores']} cores; load average at start "
+              f"{info['load_avg'][0]:.2f}", file=out)
+        print(f"- NumPy {info.get('numpy')} ({blas}); PyTorch "
+              f"{info['torch'] if use_torch else 'not used'}; backends timed: "
+              f"{', '.join(opts.backends)} (default here: {get_backend()})", file=out)
+        print(f"- float32; median of {opts.repeats} rounds after {opts.warmup} warm-up calls; "
+              f"threads {','.join(map(str, opts.threads))}, pinned per measurement "
+              f"(threadpoolctl + fastcnn.use_num_threads + numba/torch set_num_threads)\n",
+              file=out)
+        print("## Machine limits (measured in this run)\n", file=out)
+        lines = [[f"float32 GEMM, {t} thread{'s' * (t > 1)}", f"{g['gflops']:.1f} GFLOP/s",
+                  f"np.matmul {g['size']}^3, out= preallocated"]
+                 for t, g in machine["gemm"].items()]
+        bw = machine["bandwidth"]
+        lines.append(["memory bandwidth", f"{bw['gbs']:.1f} GB/s",
+                      f"np.copyto of {bw['megabytes']} MB, read + write counted"])
+        _table(["limit", "measured", "how"], lines, out)
+
+        errors = []
+        rows = _measure_kernels(opts, machine, use_torch, progress, errors)
+        print("## Kernels\n", file=out)
+        print("Times are per call; x numpy / x GEMMs / x torch = this time / that one "
+              "(same case, direction, threads); below 1 is faster.\n", file=out)
+        _print_summary(rows, out)
+        _print_kernel_tables(rows, out)
+
+        summary = _target_summary(rows, opts, out)
+        if summary:
+            print(f"## Targets (BENCHMARKS.md; {TARGET_THREADS} threads, {TARGET_DIRECTION})\n",
+                  file=out)
+            _table(["case", "backend", "target", "measured", "verdict"], summary, out)
+
+        breakdown = _breakdown_section(opts, out, progress, errors) if opts.breakdown else []
+        memory = _memory_section(opts, out, progress) if opts.memory else None
+        steps = _steps_section(opts, use_torch, out, progress, errors)
+
+    if errors:
+        print("## Errors (these were not timed)\n", file=out)
+        for line in errors:
+            print(f"- {line}", file=out)
+        print(file=out)
+    load_end = os.getloadavg()[0]
+    print(f"(load average at the end: {load_end:.2f}; started at "
+          f"{machine['info']['load_avg'][0]:.2f})", file=out)
+    results = {"started": started.isoformat(), "command": opts.command,
+               "load_avg_end": load_end, "errors": errors,
+               "options": asdict(opts), "machine": machine, "kernels": rows,
+               "targets": [dict(zip(["case", "backend", "target", "measured", "verdict"], s))
+                           for s in summary],
+               "breakdown": breakdown, "memory": memory, "steps": steps}
+    if opts.json_path:
+        with open(opts.json_path, "w") as fh:
+            json.dump(results, fh, indent=1, default=_json_default)
+        print(f"(all measurements saved to {opts.json_path})", file=out)
+    return results
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,70 @@
+"""``fastcnn.show_config()``: what this installation can do."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import numpy as np
+
+from fastcnn.kernels import _dispatch as _backend
+
+__all__ = ["show_config", "config_info"]
+
+
+def _blas_info() -> list[str]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["(install threadpoolctl to see the BLAS libraries in use)"]
+    lines = []
+    for pool in threadpool_info():
+        lines.append(f"{pool.get('internal_api')} {pool.get('version')} "
+                     f"({pool.get('user_api')}, {pool.get('num_threads')} threads, "
+                     f"{pool.get('filepath')})")
+    return lines or ["(no BLAS/OpenMP thread pools found)"]
+
+
+def config_info() -> dict:
+    """The facts :func:`show_config` prints, as a dict."""
+    from fastcnn.common.version import __version__
+
+    info = {
+        "fastcnn": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "backends": {},
+        "active_backend": _backend.get_backend(),
+        "num_threads": _backend.get_num_threads(),
+    }
+    for name in _backend.BACKENDS:
+        if _backend.is_available(name):
+            module = _backend.backend_module(name)
+            details = getattr(module, "backend_info", lambda: {})()
+            info["backends"][name] = {"available": True, **details}
+        else:
+            err = _backend._import_errors.get(name)
+            info["backends"][name] = {"available": False, "reason": str(err)}
+    # Import BLAS info after the backends so their libraries are loaded and listed.
+    info["blas"] = _blas_info()
+    return info
+
+
+def show_config() -> None:
+    """Print the backends found (and why a missing one is missing), OpenMP status,
+    thread count, and the BLAS libraries in use."""
+    info = config_info()
+    print(f"fastcnn {info['fastcnn']}  (Python {info['python']}, NumPy {info['numpy']}, "
+          f"{info['platform']})")
+    print(f"active backend: {info['active_backend']}    threads: {info['num_threads']}")
+    print("backends:")
+    for name, details in info["backends"].items():
+        if details["available"]:
+            extra = ", ".join(f"{k}={v}" for k, v in details.items() if k != "available")
+            print(f"  {name:7s} available" + (f"  ({extra})" if extra else ""))
+        else:
+            print(f"  {name:7s} missing: {details['reason']}")
+    print("BLAS / thread pools:")
+    for line in info["blas"]:
+        print(f"  {line}")

@@ -1,0 +1,422 @@
+"""Babysitting diagnostics: the sanity checks a CNN course runs before training for real.
+
+==============================  =========================================================
+:func:`check_initial_loss`      an untrained softmax classifier should score about
+                                ``ln(C)`` (uniform guesses); a large L2 factor must raise
+                                the loss (regularization is wired in)
+:func:`overfit_small_subset`    without regularization a working model + optimizer
+                                drives ~20 samples to 100% training accuracy
+:func:`activation_stats`        per-layer mean / std / dead ReLUs / saturated units, to
+                                spot vanishing or exploding activations (bad init)
+:func:`locate_nonfinite`        re-run one batch layer by layer and name the first layer
+                                whose weights, activations or gradients are NaN/Inf
+                                (``fit``'s explosion guard uses it)
+:func:`measure_loop_overhead`   time of a ``fit`` epoch vs the sum of its bare training
+                                steps (the loop must add little: target <= 1.1x)
+==============================  =========================================================
+
+Every function leaves the model it is given as it was (``overfit_small_subset`` trains
+a copy), so they can be called between runs of a hyper-parameter search.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastcnn.train.callbacks import Callback
+from fastcnn.common.exceptions import FastCNNWarning
+
+__all__ = ["locate_nonfinite", "check_initial_loss", "InitialLossReport",
+           "overfit_small_subset", "OverfitReport", "activation_stats", "ActivationStats",
+           "measure_loop_overhead", "LoopOverhead", "clone_model"]
+
+
+def _norm(a: np.ndarray) -> float:
+    flat = np.asarray(a, dtype=np.float64).reshape(-1)
+    return math.sqrt(float(np.dot(flat, flat)))
+
+
+def _last_is_fused(model, i: int) -> bool:
+    return model.fused_softmax and i == len(model.layers) - 1
+
+
+# ----------------------------------------------------------------- locate_nonfinite
+@np.errstate(all="ignore")        # the overflows are what we are looking for
+def locate_nonfinite(model, x, y) -> dict:
+    """Forward then backward one batch, one layer at a time, checking every array.
+
+    Returns ``{"layer": name, "kind": k, "detail": str}`` where ``k`` is the first
+    problem found, in this order: ``"weights"`` (a layer's parameters hold NaN/Inf),
+    ``"activations"`` (its output is non-finite while its input was finite),
+    ``"gradients"`` (walking backward from the loss, the first layer whose input
+    gradient or parameter gradients are non-finite). When everything is finite,
+    ``kind`` is None and ``layer`` is the layer with the largest
+    ``||dL/dw|| / ||w||`` (the one a too-large step hurts most). Runs in training mode
+    (batch-norm statistics see one more batch); parameter gradients are overwritten.
+    """
+    layers = model.layers
+    h = x
+    for i, layer in enumerate(layers):
+        bad = [p.name for p in layer.parameters() if not np.isfinite(p.data).all()]
+        if bad:
+            return {"layer": layer.name, "kind": "weights",
+                    "detail": f"parameters {bad} hold NaN/Inf"}
+        h_in = h
+        h = layer.forward_logits(h, True) if _last_is_fused(model, i) else layer.forward(h, True)
+        if not np.isfinite(h).all():
+            peak = float(np.max(np.abs(h_in))) if h_in.size else 0.0
+            return {"layer": layer.name, "kind": "activations",
+                    "detail": f"{type(layer).__name__}, input max |x| = {peak:.3g}, "
+                              f"{int(np.count_nonzero(~np.isfinite(h)))} non-finite outputs"}
+    loss_fn = model.compiled_loss
+    loss = loss_fn.forward(h, y)
+    model.zero_grad()
+    d = loss_fn.backward()
+    if not math.isfinite(loss) or not np.isfinite(d).all():
+        return {"layer": layers[-1].name, "kind": "activations",
+                "detail": f"the loss itself is {loss} on finite outputs"}
+    for i in reversed(range(len(layers))):
+        layer = layers[i]
+        d = layer.backward_logits(d) if _last_is_fused(model, i) else layer.backward(d)
+        bad = [p.name for p in layer.parameters() if not np.isfinite(p.grad).all()]
+        if bad or not np.isfinite(d).all():
+            what = f"parameter gradients {bad}" if bad else "its input gradient"
+            return {"layer": layer.name, "kind": "gradients",
+                    "detail": f"{type(layer).__name__}, {what} non-finite"}
+    best, best_ratio = layers[-1].name, -1.0
+    for layer in layers:
+        for p in layer.parameters():
+            w = _norm(p.data)
+            ratio = _norm(p.grad) / w if w > 0 else 0.0
+            if ratio > best_ratio:
+                best, best_ratio = layer.name, ratio
+    return {"layer": best, "kind": None, "detail": f"||dL/dw|| / ||w|| = {best_ratio:.3g}"}
+
+
+# ------------------------------------------------------------------------ cloning
+def clone_model(model):
+    """A new compiled ``Sequential`` with the same architecture, weights, moving
+    statistics, loss, metrics and optimizer settings (fresh optimizer state)."""
+    from fastcnn.nn import losses
+    from fastcnn.optim import optimizers
+    from fastcnn.train.model import Sequential
+    if not model.built:
+        raise RuntimeError("clone_model: the model is not built. Hint: pass input_shape=... "
+                           "to Sequential.")
+    clone = Sequential.from_config(model.get_config())
+    for dst, src in zip(clone.parameters(), model.parameters()):
+        dst.data[...] = src.data
+    for dst, src in zip(clone.states().values(), model.states().values()):
+        dst[...] = src
+    if model.optimizer is not None:
+        clone.compile(optimizer=optimizers.serialize(model.optimizer),
+                      loss=losses.serialize(model.loss), metrics=[])
+        clone.compiled_metrics = list(model.compiled_metrics)
+    return clone
+
+
+def _classes(where: str, model) -> int:
+    from fastcnn.nn import losses
+    if not isinstance(model.loss, (losses.SparseCategoricalCrossentropy,
+                                   losses.CategoricalCrossentropy)):
+        raise ValueError(f"{where}: needs a model compiled with a (sparse) categorical "
+                         f"cross-entropy loss; got {type(model.loss).__name__}.")
+    return int(model.output_shape[-1])
+
+
+# --------------------------------------------------------------- initial loss check
+@dataclass
+class InitialLossReport:
+    """Result of :func:`check_initial_loss`.
+
+    ``passed`` is True when ``|loss - ln C| <= rtol * ln C`` and the L2 check rose.
+    """
+
+    loss: float
+    expected: float
+    classes: int
+    rtol: float
+    loss_with_l2: float
+    l2: float
+    regularization_rises: bool
+    loss_ok: bool
+    passed: bool
+    verdict: str
+
+    def __str__(self) -> str:
+        return (f"initial loss {self.loss:.4f} vs ln({self.classes}) = {self.expected:.4f} "
+                f"(ratio {self.loss / self.expected:.2f}); with L2({self.l2:g}) on every "
+                f"weight: {self.loss_with_l2:.4f}\nverdict: {self.verdict}")
+
+
+def check_initial_loss(model, x, y, n=256, rtol=0.25, l2=10.0) -> InitialLossReport:
+    """CS231n's first sanity checks on an untrained classifier.
+
+    1. With small random weights the softmax is nearly uniform, so the cross-entropy
+       is ``-ln(1/C) = ln(C)`` (2.303 for 10 classes). Much higher means the initial
+       weights are too large (confident wrong guesses); much lower means the model
+       already knows the labels (a data leak) or the loss is mis-wired.
+    2. Adding a large L2 penalty (``l2 * sum(w**2)`` on every weight matrix/kernel)
+       must raise the loss: the regularization term reaches the objective.
+
+    Uses the first ``n`` samples, inference mode, and restores every regularizer.
+    """
+    from fastcnn.nn import regularizers
+    from fastcnn.train.loop import regularization_penalty
+    where = "check_initial_loss"
+    classes = _classes(where, model)
+    xs, ys = x[:n], np.asarray(y)[:n]
+    out = model.forward_for_loss(xs, training=False)
+    data_loss = float(model.compiled_loss.forward(out, ys))
+    base = data_loss + regularization_penalty(model, add_gradients=False)
+    saved = [(p, p.regularizer) for p in model.parameters()]
+    try:
+        for p, _ in saved:
+            if p.data.ndim >= 2:
+                p.regularizer = regularizers.L2(l2)
+        with_l2 = data_loss + regularization_penalty(model, add_gradients=False)
+    finally:
+        for p, reg in saved:
+            p.regularizer = reg
+    expected = math.log(classes)
+    loss_ok = abs(data_loss - expected) <= rtol * expected
+    rises = with_l2 > base
+    if not math.isfinite(data_loss):
+        verdict = "FAIL: the initial loss is not finite; check the data and the initialization"
+    elif data_loss > (1 + rtol) * expected:
+        verdict = (f"FAIL: the loss is {data_loss / expected:.1f}x ln(C): the initial weights "
+                   f"are probably too large (confident wrong predictions)")
+    elif data_loss < (1 - rtol) * expected:
+        verdict = ("FAIL: the loss is well below ln(C) before training: check for labels "
+                   "leaking into the inputs or a mis-wired loss")
+    else:
+        verdict = "ok: the untrained model guesses about uniformly"
+    if not rises:
+        verdict += "; FAIL: a large L2 factor did not raise the loss (regularization not applied)"
+    return InitialLossReport(data_loss, expected, classes, rtol, with_l2, l2, rises, loss_ok,
+                             loss_ok and rises, verdict)
+
+
+# ---------------------------------------------------------------- overfit a subset
+class _StopAtPerfect(Callback):
+    """Stop as soon as the epoch's training accuracy (``logs[key]``) is 1."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (logs or {}).get(self.key, 0.0) >= 1.0:
+            self.model.stop_training = True
+
+
+@dataclass
+class OverfitReport:
+    """Result of :func:`overfit_small_subset`; ``passed`` means 100% train accuracy."""
+
+    n: int
+    epochs_run: int
+    train_accuracy: float
+    final_loss: float
+    passed: bool
+    verdict: str
+    history: object = field(repr=False, default=None)
+
+    def __str__(self) -> str:
+        return (f"overfit {self.n} samples: accuracy {self.train_accuracy:.3f}, loss "
+                f"{self.final_loss:.4g} after {self.epochs_run} epochs\nverdict: {self.verdict}")
+
+
+def overfit_small_subset(model, x, y, n=20, epochs=200, batch_size=None, seed=0,
+                         metric="accuracy") -> OverfitReport:
+    """Train a copy of ``model`` on ``n`` samples with no regularization (no weight
+    penalties, dropout rate 0) and report whether it reaches 100% training accuracy.
+
+    A model that cannot memorise 20 samples has a bug (wrong gradient, a dead
+    network, a learning rate far too low or high). Stops early at 100%. ``model`` is
+    left untouched.
+    """
+    from fastcnn.nn.layers.base import _all_layers
+    from fastcnn.nn.layers.core import Dropout
+    where = "overfit_small_subset"
+    if model.optimizer is None:
+        raise RuntimeError(f"{where}: the model is not compiled. Hint: call model.compile().")
+    if not any(name == metric for name, _ in model.compiled_metrics):
+        raise ValueError(f"{where}: the model must be compiled with metrics=[{metric!r}]; "
+                         f"got {[name for name, _ in model.compiled_metrics]}.")
+    clone = clone_model(model)
+    for p in clone.parameters():
+        p.regularizer = None
+    for layer in _all_layers(clone.layers):
+        if isinstance(layer, Dropout):
+            layer.rate = 0.0
+    xs, ys = x[:n], np.asarray(y)[:n]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FastCNNWarning)
+        history = clone.fit(xs, ys, batch_size=batch_size or len(xs), epochs=epochs,
+                            verbose=0, seed=seed, callbacks=[_StopAtPerfect(metric)],
+                            update_ratio_every=0)
+    h = history.history
+    acc = h[metric][-1] if h.get(metric) else 0.0
+    loss = h["loss"][-1] if h.get("loss") else float("nan")
+    passed = acc >= 1.0
+    if history.diverged:
+        verdict = f"FAIL: training diverged ({history.diverged['reason']}); lower the learning rate"
+    elif passed:
+        verdict = f"ok: memorised {len(xs)} samples in {len(history.epoch)} epochs"
+    else:
+        verdict = (f"FAIL: only {acc:.1%} training accuracy after {len(history.epoch)} epochs: "
+                   f"check the gradients (fastcnn.gradcheck), the learning rate and the init")
+    return OverfitReport(len(xs), len(history.epoch), acc, loss, passed, verdict, history)
+
+
+# ----------------------------------------------------------------- activation stats
+_TANH_SAT, _SIG_SAT = 0.99, 0.01
+
+
+def _activation_kind(layer):
+    from fastcnn.nn.layers.activations import ReLU, Sigmoid, Tanh
+    act = layer if isinstance(layer, (ReLU, Sigmoid, Tanh)) else getattr(layer, "_activation",
+                                                                          None)
+    return {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}.get(type(act))
+
+
+@dataclass
+class ActivationStats:
+    """Per-layer statistics of the activations (outputs) of every top-level layer.
+
+    ``rows``: one dict per layer with ``layer``, ``kind`` (``relu``/``tanh``/``sigmoid``
+    or None), ``mean``, ``std``, ``dead`` (ReLU: fraction of units that output 0 for
+    every sample), ``saturated`` (tanh: ``|a| > 0.99``; sigmoid: ``a < 0.01`` or
+    ``> 0.99``; fraction of all values) and ``verdict``. ``activations`` maps layer
+    names to the output arrays (for :func:`fastcnn.plot.plot_activation_histograms`).
+    ``verdict`` is the model's: the worst layer verdict, or "healthy".
+    """
+
+    rows: list
+    activations: dict = field(repr=False)
+    input_std: float = 1.0
+    verdict: str = "healthy"
+
+    def table(self) -> str:
+        head = f"{'layer':<18}{'act':<9}{'mean':>11}{'std':>11}{'dead':>8}{'sat.':>8}  verdict"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            lines.append(f"{r['layer']:<18}{(r['kind'] or '-'):<9}{r['mean']:>11.3g}"
+                         f"{r['std']:>11.3g}{r['dead']:>8.1%}{r['saturated']:>8.1%}  "
+                         f"{r['verdict']}")
+        lines.append(f"model: {self.verdict}")
+        return "\n".join(lines)
+
+    __str__ = table
+
+    def plot(self, path, **kwargs) -> str:
+        """Histograms of every layer's activations (a PNG at ``path``)."""
+        from fastcnn.tools.plot import plot_activation_histograms
+        return plot_activation_histograms(self.activations, path, **kwargs)
+
+
+_SEVERITY = ["healthy", "saturated", "dead", "vanishing", "exploding", "non-finite"]
+
+
+def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
+                     saturated=0.5) -> ActivationStats:
+    """Run ``x`` through ``model`` (inference mode) and summarise every layer's output.
+
+    Layer verdicts (thresholds are arguments): ``non-finite``; ``exploding`` when
+    ``std > explode * std(x)``; ``vanishing`` when ``std < vanish * std(x)`` (the
+    0.01-randn tanh net of CS231n: the std shrinks ~5x per layer); ``dead`` (checked
+    before "vanishing", being its usual cause) when more than ``dead`` of a ReLU
+    layer's units never fire on ``x``; ``saturated`` when more than ``saturated`` of
+    a tanh/sigmoid layer's values sit at the flat ends (gradients ~0); else
+    ``healthy``. The model's verdict is the worst layer's (severity: non-finite,
+    exploding, vanishing, dead, saturated). A softmax output layer is not judged.
+    """
+    from fastcnn.nn.layers.activations import Softmax
+    model._ensure_built(x)
+    x_std = float(np.std(x)) or 1.0
+    rows, acts = [], {}
+    h = x
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        h = layer.forward(h, False)
+        acts[layer.name] = h
+        kind = _activation_kind(layer)
+        a = h.astype(np.float64, copy=False)
+        finite = bool(np.isfinite(a).all())
+        mean = float(a.mean()) if finite else float("nan")
+        std = float(a.std()) if finite else float("nan")
+        units = a.reshape(a.shape[0], -1)
+        dead_frac = float(np.mean(~(units > 0).any(axis=0))) if kind == "relu" else 0.0
+        if kind == "tanh":
+            sat = float(np.mean(np.abs(a) > _TANH_SAT))
+        elif kind == "sigmoid":
+            sat = float(np.mean((a < _SIG_SAT) | (a > 1 - _SIG_SAT)))
+        else:
+            sat = 0.0
+        is_output = i == len(layers) - 1 and (layer.ends_with_softmax or
+                                              isinstance(layer, Softmax))
+        if not finite:
+            verdict = "non-finite"
+        elif is_output:
+            verdict = "healthy"
+        elif std > explode * x_std:
+            verdict = "exploding"
+        elif dead_frac > dead:             # before "vanishing": dead units are the cause
+            verdict = "dead"
+        elif std < vanish * x_std:
+            verdict = "vanishing"
+        elif sat > saturated:
+            verdict = "saturated"
+        else:
+            verdict = "healthy"
+        rows.append({"layer": layer.name, "kind": kind, "mean": mean, "std": std,
+                     "dead": dead_frac, "saturated": sat, "verdict": verdict})
+    worst = max((r["verdict"] for r in rows), key=_SEVERITY.index, default="healthy")
+    return ActivationStats(rows, acts, x_std, worst)
+
+
+# -------------------------------------------------------------- loop overhead timer
+@dataclass
+class LoopOverhead:
+    """``ratio = epoch_seconds / steps_seconds`` (best of ``repeats`` each)."""
+
+    epoch_seconds: float
+    steps_seconds: float
+    ratio: float
+    steps: int
+
+    def __str__(self) -> str:
+        return (f"fit epoch {self.epoch_seconds * 1e3:.1f} ms vs {self.steps} bare training "
+                f"steps {self.steps_seconds * 1e3:.1f} ms: ratio {self.ratio:.3f}")
+
+
+def measure_loop_overhead(model, x, y, batch_size=32, repeats=3, seed=0) -> LoopOverhead:
+    """Time one ``fit`` epoch (shuffling, gathering, metrics, guard, update-ratio
+    sampling, callbacks machinery; ``verbose=0``, no validation) against the sum of
+    ``train_step`` calls on the same batches gathered beforehand. Trains ``model``
+    (use a throw-away model). Best of ``repeats`` for both, interleaved, to resist
+    noise from other processes."""
+    from fastcnn.train.loop import train_step
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    batches = [(np.ascontiguousarray(x[order[s:s + batch_size]]),
+                np.ascontiguousarray(y[order[s:s + batch_size]]))
+               for s in range(0, len(x), batch_size)]
+    train_step(model, *batches[0])                  # warm-up: first-call allocations, JIT
+    epoch_best = steps_best = math.inf
+    for r in range(repeats):
+        h = model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, seed=seed + r,
+                      explosion_guard=False)
+        epoch_best = min(epoch_best, h.epoch_times[0])
+        t0 = time.perf_counter()
+        for xb, yb in batches:
+            train_step(model, xb, yb)
+        steps_best = min(steps_best, time.perf_counter() - t0)
+    return LoopOverhead(epoch_best, steps_best, epoch_best / steps_best, len(batches))

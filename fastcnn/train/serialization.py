@@ -1,0 +1,234 @@
+"""Saving and loading models: one ``.npz`` file, no pickle.
+
+File layout (``numpy.savez``, uncompressed, loaded with ``allow_pickle=False``)::
+
+    __fastcnn__                 uint8 bytes of a JSON header:
+                                {"format": "fastcnn-model" | "fastcnn-weights", "version": 1,
+                                 "model": Sequential.get_config(), "compile": {...} | null,
+                                 "weights": [parameter names, in model order],
+                                 "states": [state keys], "optimizer_iterations": int}
+    param/<parameter name>      e.g. param/conv2d_1/kernel
+    state/<layer>/<key>         e.g. state/batch_normalization_1/moving_mean
+    optimizer/<param>/<slot>    e.g. optimizer/conv2d_1/kernel/m
+
+Files are written to a temporary file in the same directory and moved over the
+target with ``os.replace`` (atomic on POSIX and Windows): a crash mid-save leaves
+the old file intact, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights",
+           "load_state_dict_torch", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_HEADER = "__fastcnn__"
+
+
+def _header_array(header: dict) -> np.ndarray:
+    return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+
+
+def _write_atomic(path, arrays: dict) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastcnn-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _read(where: str, path) -> tuple[dict, dict]:
+    """``(header, arrays)`` or a ValueError saying the file is not a fastcnn file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{where}: no such file: {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ValueError(
+            f"{where}: {path!r} is not a readable fastcnn file ({type(exc).__name__}: {exc}). "
+            f"It may be truncated (an interrupted copy) or written by another program. "
+            f"Hint: save it again with model.save(path).") from None
+    if not isinstance(arrays, dict) or _HEADER not in arrays:
+        raise ValueError(
+            f"{where}: {path!r} is a .npz file but not a fastcnn model/weights file (no "
+            f"{_HEADER!r} entry; entries: {sorted(arrays)[:8]}). Hint: load it with np.load.")
+    try:
+        header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{where}: {path!r} has a corrupt header ({exc}).") from None
+    if header.get("version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{where}: {path!r} has format version {header.get('version')}; this "
+                         f"fastcnn reads up to {FORMAT_VERSION}. Hint: upgrade fastcnn.")
+    return header, arrays
+
+
+def _weight_arrays(model) -> tuple[dict, list, list]:
+    if not model.built:
+        raise RuntimeError("save: the model is not built, so it has no weights yet. Hint: "
+                           "pass input_shape=... or call model.build(shape) first.")
+    params = model.parameters()
+    states = model.states()
+    arrays = {f"param/{p.name}": p.data for p in params}
+    arrays.update({f"state/{k}": v for k, v in states.items()})
+    return arrays, [p.name for p in params], list(states)
+
+
+def save_model(model, path, include_optimizer: bool = True) -> None:
+    """Architecture, weights, statistics, compile settings, optimizer state -> ``path``."""
+    from fastcnn.nn import losses
+    from fastcnn.optim import optimizers
+    arrays, names, state_keys = _weight_arrays(model)
+    header = {"format": "fastcnn-model", "version": FORMAT_VERSION,
+              "model": model.get_config(), "weights": names, "states": state_keys,
+              "compile": None, "optimizer_iterations": 0}
+    if model.optimizer is not None:
+        header["compile"] = {
+            "optimizer": optimizers.serialize(model.optimizer),
+            "loss": losses.serialize(model.loss),
+            "metrics": [name for name, _ in model.compiled_metrics],
+        }
+        if include_optimizer:
+            opt_state = model.optimizer.state_dict()
+            header["optimizer_iterations"] = opt_state["iterations"]
+            for pname, slots in opt_state["state"].items():
+                for slot, value in slots.items():
+                    arrays[f"optimizer/{pname}/{slot}"] = value
+    arrays[_HEADER] = _header_array(header)
+    _write_atomic(path, arrays)
+
+
+def save_weights(model, path) -> None:
+    """Weights and moving statistics only (no architecture, no optimizer)."""
+    arrays, names, state_keys = _weight_arrays(model)
+    arrays[_HEADER] = _header_array({"format": "fastcnn-weights", "version": FORMAT_VERSION,
+                                     "weights": names, "states": state_keys})
+    _write_atomic(path, arrays)
+
+
+def _assign(where: str, model, header: dict, arrays: dict) -> None:
+    """Copy saved weights/statistics into ``model``, in model order, checking shapes."""
+    params, states = model.parameters(), model.states()
+    saved_names, saved_states = header.get("weights", []), header.get("states", [])
+    if len(saved_names) != len(params) or len(saved_states) != len(states):
+        raise ValueError(f"{where}: the file holds {len(saved_names)} weight arrays and "
+                         f"{len(saved_states)} state arrays; the model has {len(params)} and "
+                         f"{len(states)}. Hint: build the same architecture first.")
+    pairs = [(p.name, p.data, arrays[f"param/{n}"]) for p, n in zip(params, saved_names)]
+    pairs += [(k, states[k], arrays[f"state/{s}"]) for k, s in zip(states, saved_states)]
+    for name, target, value in pairs:
+        if target.shape != value.shape:
+            raise ValueError(f"{where}: {name!r} has shape {target.shape} in the model but "
+                             f"{value.shape} in the file.")
+    for _, target, value in pairs:
+        target[...] = value            # in place: optimizers and views keep working
+
+
+def load_weights(model, path) -> None:
+    header, arrays = _read("load_weights", path)
+    if not model.built:
+        raise RuntimeError("load_weights: the model is not built. Hint: pass input_shape=... "
+                           "or call model.build(shape) first.")
+    _assign("load_weights", model, header, arrays)
+
+
+def load_model(path):
+    """Inverse of :func:`save_model`."""
+    from fastcnn.train.model import Sequential
+    header, arrays = _read("load_model", path)
+    if header.get("format") != "fastcnn-model":
+        raise ValueError(f"load_model: {os.fspath(path)!r} holds {header.get('format')!r}, not "
+                         f"a model. Hint: build the model and call model.load_weights(path).")
+    model = Sequential.from_config(header["model"])
+    _assign("load_model", model, header, arrays)
+    compile_config = header.get("compile")
+    if compile_config is not None:
+        model.compile(optimizer=compile_config["optimizer"], loss=compile_config["loss"],
+                      metrics=compile_config["metrics"])
+        state: dict = {}
+        for key, value in arrays.items():
+            if key.startswith("optimizer/"):
+                pname, slot = key[len("optimizer/"):].rsplit("/", 1)
+                state.setdefault(pname, {})[slot] = value
+        model.optimizer.load_state_dict({"iterations": header["optimizer_iterations"],
+                                         "state": state})
+    return model
+
+
+def _torch_array(value) -> np.ndarray:
+    if hasattr(value, "detach"):                  # a torch.Tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def load_state_dict_torch(model, state_dict) -> None:
+    """Copy a PyTorch ``state_dict`` (tensors or arrays) into a matching built model.
+
+    Entries are consumed in order (``num_batches_tracked`` is skipped) and matched to
+    the model's layers in order: ``Conv2d.weight/bias`` -> ``Conv2D`` kernel/bias as
+    is (both OIHW); ``Linear.weight`` ``(out, in)`` -> ``Dense`` kernel transposed;
+    ``BatchNorm.weight/bias/running_mean/running_var`` -> gamma/beta/moving stats;
+    ``PReLU.weight`` -> alpha. Values are converted to the model's dtype (this
+    explicit import is the one place a cast happens). Only arrays are copied:
+    hyper-parameters such as batch norm's momentum/eps are the model's own.
+    """
+    from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, PReLU
+    from fastcnn.nn.layers.base import _all_layers
+    entries = [(k, _torch_array(v)) for k, v in state_dict.items()
+               if not k.endswith("num_batches_tracked")]
+    position = 0
+
+    def take(layer, what, shape, transpose=False):
+        nonlocal position
+        if position >= len(entries):
+            raise ValueError(f"load_state_dict_torch: ran out of entries at layer "
+                             f"{layer.name!r} ({what}); the state dict has {len(entries)}.")
+        key, value = entries[position]
+        position += 1
+        value = value.T if transpose else value
+        if value.shape != tuple(shape):
+            raise ValueError(f"load_state_dict_torch: {key!r} has shape {value.shape}"
+                             f"{' (transposed)' if transpose else ''} but layer {layer.name!r} "
+                             f"needs {what} of shape {tuple(shape)}.")
+        return value.astype(model.dtype)
+
+    if not model.built:
+        raise RuntimeError("load_state_dict_torch: the model is not built. Hint: pass "
+                           "input_shape=... to Sequential.")
+    updates = []
+    for layer in _all_layers(model.layers):
+        if isinstance(layer, (Conv2D, Dense)):
+            updates.append((layer.kernel.data, take(layer, "kernel", layer.kernel.shape,
+                                                    transpose=isinstance(layer, Dense))))
+            if layer.bias is not None:
+                updates.append((layer.bias.data, take(layer, "bias", layer.bias.shape)))
+        elif isinstance(layer, BatchNormalization):
+            for target in (layer.gamma.data, layer.beta.data, layer.state["moving_mean"],
+                           layer.state["moving_variance"]):
+                updates.append((target, take(layer, "batch norm arrays", target.shape)))
+        elif isinstance(layer, PReLU):
+            updates.append((layer.alpha.data, take(layer, "alpha", layer.alpha.shape)))
+        elif layer._params:
+            raise ValueError(f"load_state_dict_torch: layer {layer.name!r} "
+                             f"({type(layer).__name__}) has no PyTorch counterpart.")
+    if position != len(entries):
+        raise ValueError(f"load_state_dict_torch: {len(entries) - position} entries left over "
+                         f"(first: {entries[position][0]!r}); the architectures differ.")
+    for target, value in updates:
+        target[...] = value
