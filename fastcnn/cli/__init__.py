@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from fastcnn.tools.config import show_config
+
 # command name -> (module, one-line help). Modules are imported only when used.
 COMMANDS = {
     "verify": ("fastcnn.tools.verify", "check every available backend against the NumPy reference"),
@@ -38,7 +40,6 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     if args.command == "config":
-        from fastcnn.tools.config import show_config
 
         show_config()
         return 0

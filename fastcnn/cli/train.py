@@ -30,6 +30,21 @@ from pathlib import Path
 
 import numpy as np
 
+from fastcnn import zoo as models
+from fastcnn.common import random as _random
+from fastcnn.common.exceptions import BackendUnavailableError, FastCNNWarning
+from fastcnn.data import datasets
+from fastcnn.data.augment import get as get_augment
+from fastcnn.data.preprocessing import Standardize
+from fastcnn.kernels import _dispatch as _backend
+from fastcnn.nn.layers import Conv2D
+from fastcnn.nn.layers.base import _all_layers
+from fastcnn.optim import optimizers
+from fastcnn.optim.optimizers import _REGISTRY as OPTIMIZERS
+from fastcnn.optim.schedules import ExponentialDecay
+from fastcnn.train.callbacks import LearningRateScheduler
+from fastcnn.zoo import MODELS
+
 DATASET_CHOICES = ("digits", "mnist", "fashion-mnist", "cifar10")
 DEFAULT_MODEL = {"digits": "digits_cnn", "mnist": "mnist_net", "fashion-mnist": "mnist_net",
                  "cifar10": "cifar10_net"}
@@ -51,8 +66,6 @@ def _fail(message: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fastcnn.zoo import MODELS
-    from fastcnn.optim.optimizers import _REGISTRY as OPTIMIZERS
     parser.add_argument("--dataset", default="digits", metavar="NAME",
                         help=f"one of {', '.join(DATASET_CHOICES)} (default: digits, bundled)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
@@ -103,8 +116,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- helpers
 def _check_args(args) -> dict:
     """Validate and fill defaults; a UsageError names the option and the fix."""
-    from fastcnn.zoo import MODELS
-    from fastcnn.optim.optimizers import _REGISTRY as OPTIMIZERS
     dataset = str(args.dataset).strip().lower().replace("_", "-")
     dataset = {"fashion": "fashion-mnist", "cifar-10": "cifar10"}.get(dataset, dataset)
     if dataset not in DATASET_CHOICES:
@@ -136,7 +147,6 @@ def _check_args(args) -> dict:
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative int; got {args.seed}.")
     if args.augment:
-        from fastcnn.data.augment import get as get_augment
         try:
             get_augment(args.augment)
         except (ValueError, TypeError) as exc:
@@ -146,7 +156,6 @@ def _check_args(args) -> dict:
 
 
 def _load_data(dataset: str, data_dir):
-    from fastcnn.data import datasets
     try:
         if dataset == "digits":
             return datasets.load_digits()
@@ -179,8 +188,6 @@ def _run_dir(args, dataset: str) -> Path:
 
 
 def _first_conv_kernel(model):
-    from fastcnn.nn.layers import Conv2D
-    from fastcnn.nn.layers.base import _all_layers
     for layer in _all_layers(model.layers):
         if isinstance(layer, Conv2D):
             return layer.kernel.data
@@ -202,15 +209,8 @@ def _run(args) -> int:
     # slower. Passive waiting costs nothing measurable here. Only effective before the
     # compiled backend loads the OpenMP runtime; an explicit setting is respected.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from fastcnn.kernels import _dispatch as _backend
-    from fastcnn import zoo as models
-    from fastcnn.optim import optimizers
+    # deferred: fastcnn.tools.plot imports matplotlib (slow); `--help` should not pay it
     from fastcnn.tools import plot
-    from fastcnn.common import random as _random
-    from fastcnn.train.callbacks import LearningRateScheduler
-    from fastcnn.optim.schedules import ExponentialDecay
-    from fastcnn.common.exceptions import BackendUnavailableError, FastCNNWarning
-    from fastcnn.data.preprocessing import Standardize
 
     cfg = _check_args(args)
     if args.backend is not None:

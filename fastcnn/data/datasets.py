@@ -440,6 +440,7 @@ def load_digits(test_size=0.2, seed=0):
     -------
     (x_train, y_train), (x_test, y_test) : float32 ``(N, 1, 8, 8)`` and int64 ``(N,)``.
     """
+    # deferred: importing scikit-learn takes ~1 s; only this loader needs it
     from sklearn.datasets import load_digits as _sk_load_digits
     from sklearn.model_selection import train_test_split
 

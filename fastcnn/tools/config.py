@@ -6,17 +6,15 @@ import platform
 import sys
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
+from fastcnn.common.version import __version__
 from fastcnn.kernels import _dispatch as _backend
 
 __all__ = ["show_config", "config_info"]
 
 
 def _blas_info() -> list[str]:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return ["(install threadpoolctl to see the BLAS libraries in use)"]
     lines = []
     for pool in threadpool_info():
         lines.append(f"{pool.get('internal_api')} {pool.get('version')} "
@@ -27,7 +25,6 @@ def _blas_info() -> list[str]:
 
 def config_info() -> dict:
     """The facts :func:`show_config` prints, as a dict."""
-    from fastcnn.common.version import __version__
 
     info = {
         "fastcnn": __version__,

@@ -28,83 +28,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastcnn.train.callbacks import Callback
 from fastcnn.common.exceptions import FastCNNWarning
+from fastcnn.nn import losses, regularizers
+from fastcnn.nn.layers.activations import ReLU, Sigmoid, Softmax, Tanh
+from fastcnn.nn.layers.base import _all_layers
+from fastcnn.nn.layers.core import Dropout
+from fastcnn.optim import optimizers
+from fastcnn.train.callbacks import Callback
+from fastcnn.train.guard import locate_nonfinite
+from fastcnn.train.loop import regularization_penalty, train_step
+from fastcnn.train.model import Sequential
 
 __all__ = ["locate_nonfinite", "check_initial_loss", "InitialLossReport",
            "overfit_small_subset", "OverfitReport", "activation_stats", "ActivationStats",
            "measure_loop_overhead", "LoopOverhead", "clone_model"]
 
 
-def _norm(a: np.ndarray) -> float:
-    flat = np.asarray(a, dtype=np.float64).reshape(-1)
-    return math.sqrt(float(np.dot(flat, flat)))
-
-
-def _last_is_fused(model, i: int) -> bool:
-    return model.fused_softmax and i == len(model.layers) - 1
-
-
-# ----------------------------------------------------------------- locate_nonfinite
-@np.errstate(all="ignore")        # the overflows are what we are looking for
-def locate_nonfinite(model, x, y) -> dict:
-    """Forward then backward one batch, one layer at a time, checking every array.
-
-    Returns ``{"layer": name, "kind": k, "detail": str}`` where ``k`` is the first
-    problem found, in this order: ``"weights"`` (a layer's parameters hold NaN/Inf),
-    ``"activations"`` (its output is non-finite while its input was finite),
-    ``"gradients"`` (walking backward from the loss, the first layer whose input
-    gradient or parameter gradients are non-finite). When everything is finite,
-    ``kind`` is None and ``layer`` is the layer with the largest
-    ``||dL/dw|| / ||w||`` (the one a too-large step hurts most). Runs in training mode
-    (batch-norm statistics see one more batch); parameter gradients are overwritten.
-    """
-    layers = model.layers
-    h = x
-    for i, layer in enumerate(layers):
-        bad = [p.name for p in layer.parameters() if not np.isfinite(p.data).all()]
-        if bad:
-            return {"layer": layer.name, "kind": "weights",
-                    "detail": f"parameters {bad} hold NaN/Inf"}
-        h_in = h
-        h = layer.forward_logits(h, True) if _last_is_fused(model, i) else layer.forward(h, True)
-        if not np.isfinite(h).all():
-            peak = float(np.max(np.abs(h_in))) if h_in.size else 0.0
-            return {"layer": layer.name, "kind": "activations",
-                    "detail": f"{type(layer).__name__}, input max |x| = {peak:.3g}, "
-                              f"{int(np.count_nonzero(~np.isfinite(h)))} non-finite outputs"}
-    loss_fn = model.compiled_loss
-    loss = loss_fn.forward(h, y)
-    model.zero_grad()
-    d = loss_fn.backward()
-    if not math.isfinite(loss) or not np.isfinite(d).all():
-        return {"layer": layers[-1].name, "kind": "activations",
-                "detail": f"the loss itself is {loss} on finite outputs"}
-    for i in reversed(range(len(layers))):
-        layer = layers[i]
-        d = layer.backward_logits(d) if _last_is_fused(model, i) else layer.backward(d)
-        bad = [p.name for p in layer.parameters() if not np.isfinite(p.grad).all()]
-        if bad or not np.isfinite(d).all():
-            what = f"parameter gradients {bad}" if bad else "its input gradient"
-            return {"layer": layer.name, "kind": "gradients",
-                    "detail": f"{type(layer).__name__}, {what} non-finite"}
-    best, best_ratio = layers[-1].name, -1.0
-    for layer in layers:
-        for p in layer.parameters():
-            w = _norm(p.data)
-            ratio = _norm(p.grad) / w if w > 0 else 0.0
-            if ratio > best_ratio:
-                best, best_ratio = layer.name, ratio
-    return {"layer": best, "kind": None, "detail": f"||dL/dw|| / ||w|| = {best_ratio:.3g}"}
-
-
 # ------------------------------------------------------------------------ cloning
 def clone_model(model):
     """A new compiled ``Sequential`` with the same architecture, weights, moving
     statistics, loss, metrics and optimizer settings (fresh optimizer state)."""
-    from fastcnn.nn import losses
-    from fastcnn.optim import optimizers
-    from fastcnn.train.model import Sequential
     if not model.built:
         raise RuntimeError("clone_model: the model is not built. Hint: pass input_shape=... "
                            "to Sequential.")
@@ -121,7 +64,6 @@ def clone_model(model):
 
 
 def _classes(where: str, model) -> int:
-    from fastcnn.nn import losses
     if not isinstance(model.loss, (losses.SparseCategoricalCrossentropy,
                                    losses.CategoricalCrossentropy)):
         raise ValueError(f"{where}: needs a model compiled with a (sparse) categorical "
@@ -166,8 +108,6 @@ def check_initial_loss(model, x, y, n=256, rtol=0.25, l2=10.0) -> InitialLossRep
 
     Uses the first ``n`` samples, inference mode, and restores every regularizer.
     """
-    from fastcnn.nn import regularizers
-    from fastcnn.train.loop import regularization_penalty
     where = "check_initial_loss"
     classes = _classes(where, model)
     xs, ys = x[:n], np.asarray(y)[:n]
@@ -241,8 +181,6 @@ def overfit_small_subset(model, x, y, n=20, epochs=200, batch_size=None, seed=0,
     network, a learning rate far too low or high). Stops early at 100%. ``model`` is
     left untouched.
     """
-    from fastcnn.nn.layers.base import _all_layers
-    from fastcnn.nn.layers.core import Dropout
     where = "overfit_small_subset"
     if model.optimizer is None:
         raise RuntimeError(f"{where}: the model is not compiled. Hint: call model.compile().")
@@ -280,7 +218,6 @@ _TANH_SAT, _SIG_SAT = 0.99, 0.01
 
 
 def _activation_kind(layer):
-    from fastcnn.nn.layers.activations import ReLU, Sigmoid, Tanh
     act = layer if isinstance(layer, (ReLU, Sigmoid, Tanh)) else getattr(layer, "_activation",
                                                                           None)
     return {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}.get(type(act))
@@ -317,6 +254,7 @@ class ActivationStats:
 
     def plot(self, path, **kwargs) -> str:
         """Histograms of every layer's activations (a PNG at ``path``)."""
+        # deferred: fastcnn.tools.plot imports matplotlib (slow), needed only for a plot
         from fastcnn.tools.plot import plot_activation_histograms
         return plot_activation_histograms(self.activations, path, **kwargs)
 
@@ -337,7 +275,6 @@ def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
     ``healthy``. The model's verdict is the worst layer's (severity: non-finite,
     exploding, vanishing, dead, saturated). A softmax output layer is not judged.
     """
-    from fastcnn.nn.layers.activations import Softmax
     model._ensure_built(x)
     x_std = float(np.std(x)) or 1.0
     rows, acts = [], {}
@@ -402,7 +339,6 @@ def measure_loop_overhead(model, x, y, batch_size=32, repeats=3, seed=0) -> Loop
     ``train_step`` calls on the same batches gathered beforehand. Trains ``model``
     (use a throw-away model). Best of ``repeats`` for both, interleaved, to resist
     noise from other processes."""
-    from fastcnn.train.loop import train_step
     y = np.asarray(y)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))

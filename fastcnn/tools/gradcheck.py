@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from fastcnn.train.loop import loss_and_gradients
+
 __all__ = ["numeric_gradient", "relative_error", "GradientCheckError", "check_layer",
            "check_loss", "check_regularizer", "check_model", "smooth_input"]
 
@@ -223,7 +225,6 @@ def check_model(model, x, y, training: bool = True, h: float = 1e-6, tol: float 
     regularization penalties, with the softmax/cross-entropy fusion the model uses)
     against every parameter and the input. Returns the errors by name; raises
     :class:`GradientCheckError` above ``tol``."""
-    from fastcnn.train.loop import loss_and_gradients
     if model.dtype != np.float64:
         raise TypeError(f"check_model: the model must be float64 (got {model.dtype}). Hint: "
                         f"Sequential(..., dtype='float64').")

@@ -22,11 +22,18 @@ import numpy as np
 
 from fastcnn.nn import losses as _losses
 from fastcnn.nn import metrics as _metrics
-from fastcnn.train import loop as _training
-from fastcnn.nn.layers.base import Layer, _all_layers, _normalize_dtype, assign_unique_names
+from fastcnn.nn.layers.base import (
+    Layer,
+    _all_layers,
+    _normalize_dtype,
+    assign_unique_names,
+    normalize_shape,
+)
 from fastcnn.nn.layers.base import deserialize as _deserialize
-from fastcnn.nn.layers.base import normalize_shape
 from fastcnn.nn.layers.base import serialize as _serialize
+from fastcnn.optim import optimizers
+from fastcnn.train import loop as _training
+from fastcnn.train import serialization
 
 __all__ = ["Sequential", "load_model"]
 
@@ -115,29 +122,12 @@ class Sequential:
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         """Backward through every layer; returns ``dL/dx`` of the model's input, or
-        None with ``need_dx=False`` (the first layer may then skip computing it, as
-        a training step does: the data needs no gradient)."""
-        with self._input_grad(need_dx):
-            for layer in reversed(self._layers):
-                dout = layer.backward(dout)
-        return dout if need_dx else None
-
-    def _input_grad(self, need_dx: bool):
-        """Context: with ``need_dx=False`` the first layer is told (``_skip_dx``) for
-        the duration of one backward pass only; never a lasting property."""
-        import contextlib
-        if need_dx or not self._layers:
-            return contextlib.nullcontext()
-        first = self._layers[0]
-
-        @contextlib.contextmanager
-        def skipping():
-            first._skip_dx = True
-            try:
-                yield
-            finally:
-                first._skip_dx = False
-        return skipping()
+        None with ``need_dx=False`` (the first layer then skips computing it, as a
+        training step does: the data needs no gradient)."""
+        last = len(self._layers) - 1
+        for i in range(last, -1, -1):
+            dout = self._layers[i].backward(dout, need_dx=need_dx or i > 0)
+        return dout
 
     @property
     def fused_softmax(self) -> bool:
@@ -158,13 +148,12 @@ class Sequential:
         """Backward of :meth:`forward_for_loss`; ``need_dx`` as in :meth:`backward`."""
         if not self.fused_softmax:
             return self.backward(dout, need_dx)
-        with self._input_grad(need_dx):
-            dout = self._layers[-1].backward_logits(dout)
-            for layer in reversed(self._layers[:-1]):
-                dout = layer.backward(dout)
-        return dout if need_dx else None
+        last = len(self._layers) - 1
+        dout = self._layers[last].backward_logits(dout, need_dx=need_dx or last > 0)
+        for i in range(last - 1, -1, -1):
+            dout = self._layers[i].backward(dout, need_dx=need_dx or i > 0)
+        return dout
 
-    # ------------------------------------------------------------ parameters
     def parameters(self) -> list:
         return [p for layer in self._layers for p in layer.parameters()]
 
@@ -210,7 +199,6 @@ class Sequential:
     def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy",
                 metrics=("accuracy",)) -> None:
         """Attach an optimizer, a loss and metrics (Keras strings or objects)."""
-        from fastcnn.optim import optimizers
         self.optimizer = optimizers.get(optimizer)
         self.loss = _losses.get(loss)
         self.compiled_metrics = [_metrics.get(m) for m in (metrics or [])]
@@ -298,24 +286,20 @@ class Sequential:
     def save(self, path, include_optimizer: bool = True) -> None:
         """One ``.npz`` file: architecture (JSON), weights, moving statistics, compile
         settings and optimizer state; written atomically (temp file + rename)."""
-        from fastcnn.train.serialization import save_model
-        save_model(self, path, include_optimizer=include_optimizer)
+        serialization.save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path) -> None:
-        from fastcnn.train.serialization import save_weights
-        save_weights(self, path)
+        serialization.save_weights(self, path)
 
     def load_weights(self, path) -> None:
         """Load weights and moving statistics saved by ``save``/``save_weights`` into this
         (built) model of the same architecture; matched in layer order, shapes checked."""
-        from fastcnn.train.serialization import load_weights
-        load_weights(self, path)
+        serialization.load_weights(self, path)
 
     def load_state_dict_torch(self, state_dict) -> None:
         """Copy a PyTorch ``state_dict`` into this model (see
         :func:`fastcnn.serialization.load_state_dict_torch`)."""
-        from fastcnn.train.serialization import load_state_dict_torch
-        load_state_dict_torch(self, state_dict)
+        serialization.load_state_dict_torch(self, state_dict)
 
     def __repr__(self):
         inner = ",\n  ".join(repr(layer) for layer in self._layers)
@@ -325,5 +309,7 @@ class Sequential:
 def load_model(path) -> Sequential:
     """Rebuild a model saved by :meth:`Sequential.save` (architecture, weights,
     statistics, compile settings and optimizer state)."""
-    from fastcnn.train.serialization import load_model as _load
-    return _load(path)
+    header, arrays = serialization.read_model(path)
+    model = Sequential.from_config(header["model"])
+    serialization.restore_model(model, header, arrays)
+    return model

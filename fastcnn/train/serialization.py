@@ -25,7 +25,12 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights",
+from fastcnn.nn import losses
+from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, PReLU
+from fastcnn.nn.layers.base import _all_layers
+from fastcnn.optim import optimizers
+
+__all__ = ["save_model", "read_model", "restore_model", "save_weights", "load_weights",
            "load_state_dict_torch", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -92,8 +97,6 @@ def _weight_arrays(model) -> tuple[dict, list, list]:
 
 def save_model(model, path, include_optimizer: bool = True) -> None:
     """Architecture, weights, statistics, compile settings, optimizer state -> ``path``."""
-    from fastcnn.nn import losses
-    from fastcnn.optim import optimizers
     arrays, names, state_keys = _weight_arrays(model)
     header = {"format": "fastcnn-model", "version": FORMAT_VERSION,
               "model": model.get_config(), "weights": names, "states": state_keys,
@@ -148,14 +151,19 @@ def load_weights(model, path) -> None:
     _assign("load_weights", model, header, arrays)
 
 
-def load_model(path):
-    """Inverse of :func:`save_model`."""
-    from fastcnn.train.model import Sequential
+def read_model(path) -> tuple[dict, dict]:
+    """``(header, arrays)`` of a file written by :func:`save_model`; ``header["model"]`` is
+    the architecture config to build the model from (``fastcnn.load_model`` does that)."""
     header, arrays = _read("load_model", path)
     if header.get("format") != "fastcnn-model":
         raise ValueError(f"load_model: {os.fspath(path)!r} holds {header.get('format')!r}, not "
                          f"a model. Hint: build the model and call model.load_weights(path).")
-    model = Sequential.from_config(header["model"])
+    return header, arrays
+
+
+def restore_model(model, header: dict, arrays: dict) -> None:
+    """Second half of loading: weights, statistics, compile settings and optimizer state
+    from ``read_model``'s output into ``model``, freshly built from ``header["model"]``."""
     _assign("load_model", model, header, arrays)
     compile_config = header.get("compile")
     if compile_config is not None:
@@ -168,7 +176,6 @@ def load_model(path):
                 state.setdefault(pname, {})[slot] = value
         model.optimizer.load_state_dict({"iterations": header["optimizer_iterations"],
                                          "state": state})
-    return model
 
 
 def _torch_array(value) -> np.ndarray:
@@ -188,8 +195,6 @@ def load_state_dict_torch(model, state_dict) -> None:
     explicit import is the one place a cast happens). Only arrays are copied:
     hyper-parameters such as batch norm's momentum/eps are the model's own.
     """
-    from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, PReLU
-    from fastcnn.nn.layers.base import _all_layers
     entries = [(k, _torch_array(v)) for k, v in state_dict.items()
                if not k.endswith("num_batches_tracked")]
     position = 0

@@ -3,8 +3,9 @@ Keras padding strings)."""
 
 from __future__ import annotations
 
-from fastcnn.kernels.geometry import output_size, same_padding
 from fastcnn.common.validation import to_pair
+from fastcnn.kernels.geometry import output_size, same_padding
+from fastcnn.nn import initializers, regularizers
 
 
 def object_config(identifier):
@@ -23,15 +24,12 @@ regularizer_config = object_config
 def get_regularizer(identifier):
     if identifier is None:
         return None
-    from fastcnn.nn import regularizers
     return regularizers.get(identifier)
 
 
 def store_weight_options(layer, kernel_initializer, bias_initializer, kernel_regularizer):
     """Keep a weighted layer's initializer/regularizer arguments as given (for
     ``get_config``) and resolved (``_kernel_init``, ``_bias_init``, ``_kernel_reg``)."""
-    from fastcnn.nn import initializers
-
     layer.kernel_initializer = kernel_initializer
     layer.bias_initializer = bias_initializer
     layer.kernel_regularizer = kernel_regularizer

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastcnn.common.validation import check_float
+from fastcnn.nn import initializers
+from fastcnn.nn.layers._util import initializer_config
 from fastcnn.nn.layers.base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "Softmax",
@@ -89,7 +91,6 @@ class PReLU(Layer):
 
     def __init__(self, alpha_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        from fastcnn.nn import initializers
         self.alpha_initializer = alpha_initializer
         self._alpha_init = initializers.get(alpha_initializer)
 
@@ -110,7 +111,6 @@ class PReLU(Layer):
         return np.where(self._positive, dout, dout * self.alpha.data.reshape(self._bshape))
 
     def get_config(self):
-        from fastcnn.nn.layers._util import initializer_config
         return {**super().get_config(),
                 "alpha_initializer": initializer_config(self.alpha_initializer)}
 
@@ -195,9 +195,9 @@ class Softmax(Layer):
         self._out_shape = x.shape
         return x
 
-    def backward_logits(self, dlogits):
+    def backward_logits(self, dlogits, need_dx=True):
         self._check_dout(dlogits)
-        return dlogits
+        return dlogits if need_dx else None
 
 
 #: Keras activation names -> factory of the layer that computes them.
@@ -231,10 +231,6 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self._activation = get(activation, where="Activation")
         self.activation = activation
-
-    @property
-    def ends_with_softmax(self) -> bool:
-        return isinstance(self._activation, Softmax)
 
     def call(self, x, training):
         return x

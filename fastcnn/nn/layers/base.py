@@ -84,6 +84,11 @@ class Layer:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
+        # A subclass that overrides call_backward(dout) without the need_dx argument (a
+        # user's own Dense, say) loses the inherited shortcut instead of a TypeError.
+        own = cls.__dict__.get("call_backward")
+        if own is not None and "need_dx" not in inspect.signature(own).parameters:
+            cls.skips_input_grad = False
 
     def __init__(self, name: str | None = None, trainable: bool = True):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -201,13 +206,24 @@ class Layer:
         self._out_shape = out.shape
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """``dx = dL/dx`` from ``dout = dL/dout``; accumulates parameter gradients."""
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """``dx = dL/dx`` from ``dout = dL/dout``; accumulates parameter gradients.
+
+        ``need_dx=False`` says nobody needs ``dx`` (the first layer of a training step:
+        the data gets no gradient). Layers that can save work then (see
+        :attr:`skips_input_grad`) do, and ``None`` is returned either way.
+        """
         self._check_dout(dout)
         if self._activation is not None:
             dout = (self._activation.backward_fused(dout) if self._act_fused
                     else self._activation.backward(dout))
-        return self.call_backward(dout)
+        return self._call_backward(dout, need_dx)
+
+    def _call_backward(self, dout: np.ndarray, need_dx: bool) -> np.ndarray | None:
+        if not need_dx and self.skips_input_grad:
+            return self.call_backward(dout, need_dx=False)
+        dx = self.call_backward(dout)
+        return dx if need_dx else None
 
     # The fused-activation pair: what a layer with ``activation=...`` calls. ``x`` is
     # the owner's fresh ``call()`` output (nobody else holds it, so it may be
@@ -222,10 +238,10 @@ class Layer:
 
     _act_fused = False
 
-    #: Set (briefly) by ``Sequential`` when nobody needs this layer's input gradient
-    #: (the first layer of a training step): ``backward`` may then skip computing
-    #: ``dx`` and return None. Layers without such a shortcut ignore it.
-    _skip_dx = False
+    #: True for layers whose ``call_backward(dout, need_dx=...)`` can skip computing
+    #: the input gradient (Conv2D skips its dX GEMMs and col2im, Dense ``dout @ W^T``);
+    #: the others take ``call_backward(dout)`` and ``backward`` drops the result.
+    skips_input_grad = False
 
     def _check_dout(self, dout) -> None:
         if self._out_shape is None:
@@ -240,9 +256,10 @@ class Layer:
 
     @property
     def ends_with_softmax(self) -> bool:
-        """True if this layer's last operation is a softmax (see ``forward_logits``)."""
-        from fastcnn.nn.layers.activations import Softmax
-        return isinstance(self._activation, Softmax)
+        """True if this layer's last operation is a softmax (see ``forward_logits``): its
+        fused activation is one (``Dense(10, activation="softmax")``). A Softmax layer
+        answers True itself."""
+        return self._activation is not None and self._activation.ends_with_softmax
 
     def forward_logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Like ``forward`` but stops before a final softmax (returns its input).
@@ -254,10 +271,10 @@ class Layer:
         self._out_shape = out.shape
         return out
 
-    def backward_logits(self, dlogits: np.ndarray) -> np.ndarray:
-        """Backward of :meth:`forward_logits`."""
+    def backward_logits(self, dlogits: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Backward of :meth:`forward_logits`; ``need_dx`` as in :meth:`backward`."""
         self._check_dout(dlogits)
-        return self.call_backward(dlogits)
+        return self._call_backward(dlogits, need_dx)
 
     def call(self, x: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement call(x, training)")

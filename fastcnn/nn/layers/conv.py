@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 
 from fastcnn import kernels
 from fastcnn.common.validation import check_positive_int, to_pair
@@ -19,9 +18,6 @@ from fastcnn.nn.layers._util import (
 from fastcnn.nn.layers.base import Layer
 
 __all__ = ["Conv2D"]
-
-# Whether the kernel API can skip the input gradient (``need_dx=False``).
-_KERNEL_SKIPS_DX = "need_dx" in inspect.signature(kernels.conv2d_backward).parameters
 
 
 class Conv2D(Layer):
@@ -102,13 +98,12 @@ class Conv2D(Layer):
                                                   self._pads)
         return out
 
-    def call_backward(self, dout):
-        if self._skip_dx and _KERNEL_SKIPS_DX:
-            # First layer of a training step: nobody needs dL/dx, so skip its GEMMs
-            # and col2im (dx comes back None).
-            dx, dw, db = kernels.conv2d_backward(dout, self._cache, need_dx=False)
-        else:
-            dx, dw, db = kernels.conv2d_backward(dout, self._cache)
+    skips_input_grad = True
+
+    def call_backward(self, dout, need_dx=True):
+        # need_dx=False (first layer of a training step): the kernel skips the dX GEMMs
+        # and col2im and returns dx=None.
+        dx, dw, db = kernels.conv2d_backward(dout, self._cache, need_dx=need_dx)
         self.kernel.grad += dw
         if self.bias is not None:
             self.bias.grad += db

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastcnn.common import random as _random
 from fastcnn.common.validation import check_positive_int
 from fastcnn.nn.layers import activations
 from fastcnn.nn.layers._util import initializer_config, regularizer_config, store_weight_options
@@ -69,7 +70,9 @@ class Dense(Layer):
             out += self.bias.data
         return out
 
-    def call_backward(self, dout):
+    skips_input_grad = True
+
+    def call_backward(self, dout, need_dx=True):
         # x^T @ dout into a kept buffer (never handed out), then one in-place add.
         w = self.kernel
         if self._dw is None or self._dw.shape != w.shape or self._dw.dtype != w.grad.dtype:
@@ -77,7 +80,7 @@ class Dense(Layer):
         w.grad += np.matmul(self._x.T, dout, out=self._dw)
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=0)
-        if self._skip_dx:           # first layer of a training step: dL/dx unused
+        if not need_dx:             # first layer of a training step: dL/dx unused
             return None
         return dout @ w.data.T
 
@@ -126,7 +129,6 @@ class Dropout(Layer):
                              f"a unit); got {rate!r}.")
         self.rate = float(rate)
         self.seed = seed
-        from fastcnn.common import random as _random
         self._random = _random
         self._rng = _random.get_rng(seed) if seed is not None else None
         self._mask = None

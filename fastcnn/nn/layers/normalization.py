@@ -6,6 +6,7 @@ import numpy as np
 
 from fastcnn import kernels
 from fastcnn.common.validation import check_float
+from fastcnn.nn import initializers
 from fastcnn.nn.layers.base import Layer
 
 __all__ = ["BatchNormalization"]
@@ -67,7 +68,6 @@ class BatchNormalization(Layer):
         return tuple(input_shape)
 
     def _build(self, input_shape):
-        from fastcnn.nn import initializers
         c = input_shape[0]
         self.gamma = self.add_weight("gamma", (c,), initializers.get("ones"), self.dtype)
         self.beta = self.add_weight("beta", (c,), initializers.get("zeros"), self.dtype)
