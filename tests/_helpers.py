@@ -13,12 +13,15 @@ hand-pick numbers.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import fastcnn
 from fastcnn.kernels import _dispatch as _backend
-from fastcnn.tools.testing import (
+from fastcnn.tools.testing import (  # noqa: F401  (re-exported: tests use H.assert_close, ...)
     BATCHNORM_CASES,
     CONV_CASES,
     GRADCHECK_MAX_REL_ERROR,
@@ -31,7 +34,6 @@ from fastcnn.tools.testing import (
     tolerance,
 )
 
-
 #: The fast backends, each with its marker (deselect with e.g. -m "not requires_numba").
 FAST_BACKENDS = [
     pytest.param("cython", marks=pytest.mark.requires_cython, id="cython"),
@@ -43,7 +45,7 @@ FAST_BACKENDS = [
 def skip_unless_available(name: str) -> None:
     """Skip the running test, with the reason, when backend ``name`` cannot be used."""
     if not _backend.is_available(name):
-        reason = _backend._import_errors.get(name, "not importable")
+        reason = _backend.unavailable_reason(name)
         pytest.skip(f"backend {name!r} unavailable: {reason}")
 
 
@@ -255,3 +257,12 @@ def naive_batchnorm_backward(dout, x, gamma, running_mean, running_var, training
         for idx in items:
             dx[idx] = (dout[idx] * gamma[c] / std + dvar * 2 * (x[idx] - mean) / m + dmu / m)
     return dx, dgamma, dbeta
+
+
+def subprocess_env(**extra) -> dict:
+    """Environment for a child ``python`` that must import the same fastcnn as this test
+    process (an install, or a source tree run in place): its folder goes first on
+    PYTHONPATH. ``extra`` adds or overrides variables."""
+    package_parent = str(Path(fastcnn.__file__).resolve().parents[1])
+    paths = [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}

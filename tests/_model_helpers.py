@@ -1,16 +1,17 @@
-"""Shared pieces of the model / training tests (imported, not a conftest: several
-test folders have their own conftest.py)."""
+"""Shared pieces of the model / training tests (the fixtures that use them live in
+each folder's conftest.py)."""
+
+import contextlib
 
 import numpy as np
-import pytest
 
 import fastcnn
 
 
-@pytest.fixture(autouse=True)
-def seeded_numpy_backend():
-    """Every test of a module that imports this runs on the NumPy reference backend
-    (its results do not depend on what is compiled) with the global seed reset."""
+@contextlib.contextmanager
+def seeded_numpy():
+    """Run on the NumPy reference backend (results do not depend on what is compiled)
+    with the global seed reset."""
     fastcnn.random.seed(0)
     with fastcnn.use_backend("numpy"):
         yield

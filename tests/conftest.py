@@ -10,18 +10,13 @@ kernel compiles it.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import FAST_BACKENDS, skip_unless_available  # tests/ is on pythonpath
 
-sys.path.insert(0, str(Path(__file__).parent))   # `import _helpers` from any test dir
-
-import fastcnn  # noqa: E402
-from fastcnn.kernels import _dispatch as _backend  # noqa: E402
-
-from _helpers import FAST_BACKENDS, skip_unless_available  # noqa: E402
+import fastcnn
+from fastcnn.kernels import _dispatch as _backend
 
 try:
     from hypothesis import settings
@@ -56,9 +51,8 @@ def rng():
 @pytest.fixture(autouse=True)
 def _restore_backend_state():
     """No test leaks a set_backend()/set_num_threads() choice into the next."""
-    chosen, threads = _backend._chosen, _backend._num_threads
-    yield
-    _backend._chosen, _backend._num_threads = chosen, threads
+    with _backend.isolated_backend_state():
+        yield
 
 
 def pytest_report_header(config):

@@ -36,6 +36,8 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "use_num_threads",
+    "isolated_backend_state",
+    "unavailable_reason",
 ]
 
 #: Backend names, fastest first, with the module implementing each.
@@ -189,3 +191,40 @@ def use_num_threads(n: int):
         yield n
     finally:
         _num_threads = previous
+
+
+@contextlib.contextmanager
+def isolated_backend_state(backends: dict | None = None):
+    """Run a block with its own backend registry and choices; restore everything after.
+
+    For tests and tools that must not leak state: the chosen backend (``set_backend``),
+    the thread count (``set_num_threads``), the registry and its import caches are
+    saved on entry and put back on exit. ``backends`` overrides registry entries for the
+    block, ``{name: module path}``; an overridden backend is imported afresh, so pointing
+    ``"cython"`` at a missing module shows how fastcnn behaves without the extension::
+
+        with isolated_backend_state({"cython": "no_such_module"}):
+            assert "cython" not in available_backends()
+    """
+    global _chosen, _num_threads
+    saved = (dict(BACKENDS), dict(_modules), dict(_import_errors), _chosen, _num_threads)
+    for name, module_path in (backends or {}).items():
+        _check_name(name)
+        BACKENDS[name] = module_path
+        _modules.pop(name, None)
+        _import_errors.pop(name, None)
+    try:
+        yield
+    finally:
+        for live, old in zip((BACKENDS, _modules, _import_errors), saved[:3]):
+            live.clear()
+            live.update(old)
+        _chosen, _num_threads = saved[3], saved[4]
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why backend ``name`` cannot be used here (its import error, e.g. "No module named
+    'numba'"), or None when it is available."""
+    if is_available(name):
+        return None
+    return str(_import_errors.get(name, "not importable"))

@@ -9,6 +9,7 @@
 * max-pool argmax (read back through the backward) equals the reference's, ties included.
 """
 
+import _helpers as H
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,8 +28,6 @@ from fastcnn.tools.testing import (
     check_kernel,
     kernel_functions,
 )
-
-import _helpers as H
 
 GRID = ([("conv2d", c) for c in CONV_CASES] + [("im2col", c) for c in IM2COL_CASES]
         + [("maxpool2d", c) for c in POOL_CASES] + [("batchnorm", c) for c in BATCHNORM_CASES])

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastcnn.kernels import _dispatch as B
 from fastcnn import kernels as K
+from fastcnn.kernels import _dispatch as B
 from fastcnn.tools.testing import assert_close
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,14 +6,13 @@ analytic gradient of ``L = sum(forward(...) * dout)`` must match central
 differences to a relative error below ``GRADCHECK_MAX_REL_ERROR`` (1e-6).
 """
 
+import _helpers as H
 import pytest
+from _helpers import FAST_BACKENDS, skip_unless_available
 
 import fastcnn
 from fastcnn import kernels
 from fastcnn.tools.gradcheck import numeric_gradient, relative_error
-
-import _helpers as H
-from _helpers import FAST_BACKENDS, skip_unless_available
 
 BACKENDS = [pytest.param("numpy", id="numpy")] + FAST_BACKENDS
 

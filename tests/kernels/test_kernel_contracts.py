@@ -6,14 +6,13 @@ propagate without a crash; running statistics are updated in place in training
 (even when not contiguous) and untouched in inference.
 """
 
+import _helpers as H
 import numpy as np
 import pytest
+from _helpers import FAST_BACKENDS, skip_unless_available
 
 import fastcnn
 from fastcnn import kernels
-
-import _helpers as H
-from _helpers import FAST_BACKENDS, skip_unless_available
 
 
 @pytest.fixture(params=[pytest.param("numpy", id="numpy")] + FAST_BACKENDS)

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from fastcnn.kernels import _dispatch as _backend
 from fastcnn import kernels
+from fastcnn.kernels import _dispatch as _backend
 
 F32 = np.float32
 

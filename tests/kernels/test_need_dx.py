@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from fastcnn.kernels import _dispatch as B
-from fastcnn import kernels as K
-
 from _helpers import FAST_BACKENDS, skip_unless_available
+
+from fastcnn import kernels as K
+from fastcnn.kernels import _dispatch as B
 
 
 @pytest.fixture(params=[pytest.param("numpy", id="numpy")] + FAST_BACKENDS)

@@ -5,14 +5,13 @@ written straight from the formulas, the reference is vectorised; if both agree,
 the reference is trusted to judge the fast backends.
 """
 
+import _helpers as H
 import numpy as np
 import pytest
 
 import fastcnn
 from fastcnn import kernels
 from fastcnn.tools.testing import ConvCase, PoolCase
-
-import _helpers as H
 
 # Tiny geometries: every loop in the oracle runs, and the grid's corners appear.
 TINY_CONV = [

@@ -1,5 +1,6 @@
 """fastcnn.testing: the grid, the tolerance table, assert_close, check_kernel."""
 
+import _helpers as H
 import numpy as np
 import pytest
 
@@ -16,8 +17,6 @@ from fastcnn.tools.testing import (
     random_cases,
     tolerance,
 )
-
-import _helpers as H
 
 
 def test_grid_ids_are_unique_and_named():

@@ -9,14 +9,13 @@ Conventions converted, not copied:
 Tolerances: kinds "torch-forward" and "torch-grad" of the one table.
 """
 
+import _helpers as H
 import numpy as np
 import pytest
+from _helpers import FAST_BACKENDS, skip_unless_available
 
 import fastcnn
 from fastcnn import kernels
-
-import _helpers as H
-from _helpers import FAST_BACKENDS, skip_unless_available
 
 torch = pytest.importorskip("torch", reason="PyTorch is the optional oracle")
 F = torch.nn.functional

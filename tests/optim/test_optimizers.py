@@ -11,9 +11,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from fastcnn.nn.parameter import Parameter
 from fastcnn.optim import optimizers as O
 from fastcnn.optim import schedules as S
-from fastcnn.nn.parameter import Parameter
 
 
 def make_param(values, name="w", dtype=np.float64, trainable=True):

@@ -20,8 +20,8 @@ import math
 import numpy as np
 import pytest
 
-from fastcnn.optim import optimizers as O
 from fastcnn.nn.parameter import Parameter
+from fastcnn.optim import optimizers as O
 
 torch = pytest.importorskip("torch", reason="PyTorch is the optional oracle for optimizers")
 

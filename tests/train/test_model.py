@@ -21,7 +21,6 @@ from fastcnn.nn.layers import (
     Softmax,
 )
 from fastcnn.train.model import Sequential, load_model
-from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
 def lenet5():

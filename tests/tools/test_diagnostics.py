@@ -5,15 +5,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _model_helpers import make_blobs
 
-from fastcnn.tools import diagnostics
 from fastcnn.nn.initializers import RandomNormal
 from fastcnn.nn.layers import Conv2D, Dense, Dropout, Flatten
-from fastcnn.train.model import Sequential
 from fastcnn.optim.optimizers import SGD
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
+from fastcnn.tools import diagnostics
+from fastcnn.train.model import Sequential
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "activation_stats.py"
+pytestmark = pytest.mark.usefixtures("seeded_numpy_backend")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "activation_stats.py"
 
 
 def blobs(n=64, seed=0):

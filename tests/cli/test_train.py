@@ -5,13 +5,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _helpers import subprocess_env
 
 from fastcnn.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +21,7 @@ def _no_downloads_and_restored_env(monkeypatch):
 
 def test_end_to_end_on_digits(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTCNN_BACKEND": "numpy"}
+    env = subprocess_env(FASTCNN_BACKEND="numpy")
     proc = subprocess.run([sys.executable, "-m", "fastcnn", "train", "--epochs", "2",
                            "--out", str(out), "--seed", "1"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=300)

@@ -5,7 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from _model_helpers import make_blobs
 
+from fastcnn.common.exceptions import FastCNNWarning
+from fastcnn.nn.layers import Dense, Flatten
+from fastcnn.optim.optimizers import SGD
+from fastcnn.optim.schedules import StepDecay
 from fastcnn.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -15,12 +20,7 @@ from fastcnn.train.callbacks import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
-from fastcnn.common.exceptions import FastCNNWarning
-from fastcnn.nn.layers import Dense, Flatten
 from fastcnn.train.model import Sequential, load_model
-from fastcnn.optim.optimizers import SGD
-from fastcnn.optim.schedules import StepDecay
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 # update/weight-ratio warnings of deliberately odd learning rates are not the point here
 pytestmark = pytest.mark.filterwarnings("ignore::fastcnn.exceptions.FastCNNWarning")

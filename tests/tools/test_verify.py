@@ -5,16 +5,18 @@ import sys
 
 import numpy as np
 import pytest
+from _helpers import subprocess_env
 
-from fastcnn.kernels import _dispatch as _backend
 from fastcnn import cli
-from fastcnn.tools import verify
+from fastcnn.kernels import _dispatch as _backend
 from fastcnn.kernels import reference
+from fastcnn.tools import verify
 
 
 def test_verify_command_runs_and_prints_table():
     result = subprocess.run([sys.executable, "-m", "fastcnn", "verify", "--cases", "2",
-                             "--seed", "3"], capture_output=True, text=True, timeout=300)
+                             "--seed", "3"], env=subprocess_env(), capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "max abs err" in out and "max rel err" in out
@@ -47,11 +49,9 @@ def test_verify_exits_1_when_a_backend_is_broken(monkeypatch, capsys):
 
     broken.maxpool2d_backward = wrong_pool_backward
     monkeypatch.setitem(sys.modules, "broken_backend", broken)
-    monkeypatch.setitem(_backend.BACKENDS, "numba", "broken_backend")
-    monkeypatch.setattr(_backend, "_modules", {k: v for k, v in _backend._modules.items()
-                                              if k != "numba"})
     args = cli.build_parser().parse_args(["verify", "--backend", "numba", "--cases", "3"])
-    assert verify.run(args) == 1
+    with _backend.isolated_backend_state({"numba": "broken_backend"}):
+        assert verify.run(args) == 1
     out = capsys.readouterr().out
     assert "numba    maxpool2d  backward  float32" in out
     assert "FAIL numba maxpool2d backward" in out and "FAILED:" in out
@@ -59,12 +59,9 @@ def test_verify_exits_1_when_a_backend_is_broken(monkeypatch, capsys):
 
 
 def test_verify_exits_1_when_a_named_backend_is_missing(monkeypatch, capsys):
-    monkeypatch.setitem(_backend.BACKENDS, "cython", "fastcnn.kernels._no_such_module")
-    monkeypatch.setattr(_backend, "_modules", {k: v for k, v in _backend._modules.items()
-                                              if k != "cython"})
-    monkeypatch.setattr(_backend, "_import_errors", {})
     args = cli.build_parser().parse_args(["verify", "--backend", "cython"])
-    assert verify.run(args) == 1
+    with _backend.isolated_backend_state({"cython": "fastcnn.kernels._no_such_module"}):
+        assert verify.run(args) == 1
     assert "cython: missing (No module named 'fastcnn.kernels._no_such_module')" in \
         capsys.readouterr().out
 

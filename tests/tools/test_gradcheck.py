@@ -4,7 +4,6 @@ whole models (losses, fused softmax, regularizers, batch norm, dropout) end to e
 import numpy as np
 import pytest
 
-from fastcnn.tools.gradcheck import GradientCheckError, check_layer, check_model, smooth_input
 from fastcnn.nn.layers import (
     BatchNormalization,
     Conv2D,
@@ -17,8 +16,10 @@ from fastcnn.nn.layers import (
     Softmax,
     Tanh,
 )
+from fastcnn.tools.gradcheck import GradientCheckError, check_layer, check_model, smooth_input
 from fastcnn.train.model import Sequential
-from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("seeded_numpy_backend")
 
 
 def test_check_layer_catches_a_wrong_backward():

@@ -1,24 +1,25 @@
 """Backend selection: set/use/get_backend, available_backends, FASTCNN_BACKEND, missing
 backends, cache routing, lazy imports, show_config."""
 
-import os
+import contextlib
 import subprocess
 import sys
 import types
 
 import numpy as np
 import pytest
+from _helpers import subprocess_env
 
 import fastcnn
-from fastcnn.kernels import _dispatch as _backend
 from fastcnn import kernels
+from fastcnn.kernels import _dispatch as _backend
 from fastcnn.kernels import reference
 
 
 def run_python(code, **env):
     """Run ``code`` in a fresh interpreter (import-time behaviour) with extra env vars."""
-    full_env = {k: v for k, v in os.environ.items() if k != "FASTCNN_BACKEND"}
-    full_env.update(env)
+    full_env = {k: v for k, v in subprocess_env(**env).items()
+                if k != "FASTCNN_BACKEND" or "FASTCNN_BACKEND" in env}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=full_env, timeout=120)
     return result
@@ -26,12 +27,11 @@ def run_python(code, **env):
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    """Let a test change the registry and its import caches without leaking."""
-    monkeypatch.setattr(_backend, "BACKENDS", dict(_backend.BACKENDS))
-    monkeypatch.setattr(_backend, "_modules", dict(_backend._modules))
-    monkeypatch.setattr(_backend, "_import_errors", dict(_backend._import_errors))
-    monkeypatch.setattr(_backend, "_HINTS", dict(_backend._HINTS))
+    """``override({name: module path})`` points backends elsewhere (e.g. at a missing
+    module) until the test ends; no FASTCNN_BACKEND from the environment."""
     monkeypatch.delenv("FASTCNN_BACKEND", raising=False)
+    with contextlib.ExitStack() as stack:
+        yield lambda paths: stack.enter_context(_backend.isolated_backend_state(paths))
 
 
 def test_available_backends_lists_numpy_last_and_fastest_first():
@@ -85,9 +85,7 @@ def test_unknown_backend_name_is_a_value_error():
 
 
 def test_missing_backend_explicit_request_says_why(fresh_registry):
-    _backend.BACKENDS["cython"] = "fastcnn.kernels._no_such_extension"
-    _backend._modules.pop("cython", None)
-    _backend._import_errors.pop("cython", None)
+    fresh_registry({"cython": "fastcnn.kernels._no_such_extension"})
     with pytest.raises(fastcnn.BackendUnavailableError,
                        match=r"backend 'cython' is not available: No module named "
                              r"'fastcnn.kernels._no_such_extension'\. Hint: the compiled "
@@ -101,10 +99,7 @@ def test_missing_backend_explicit_request_says_why(fresh_registry):
 
 
 def test_missing_backend_is_skipped_by_the_default_choice(fresh_registry):
-    for name in ("cython", "numba"):
-        _backend.BACKENDS[name] = f"fastcnn.kernels._missing_{name}"
-        _backend._modules.pop(name, None)
-        _backend._import_errors.pop(name, None)
+    fresh_registry({name: f"fastcnn.kernels._missing_{name}" for name in ("cython", "numba")})
     fastcnn.set_backend(None)
     assert fastcnn.available_backends() == ["numpy"]
     assert fastcnn.get_backend() == "numpy"
@@ -126,9 +121,7 @@ def test_env_var_with_unknown_name_is_an_error(fresh_registry, monkeypatch):
 
 
 def test_env_var_naming_a_missing_backend_fails_loudly(fresh_registry, monkeypatch):
-    _backend.BACKENDS["numba"] = "fastcnn.kernels._missing_numba"
-    _backend._modules.pop("numba", None)
-    _backend._import_errors.pop("numba", None)
+    fresh_registry({"numba": "fastcnn.kernels._missing_numba"})
     monkeypatch.setenv("FASTCNN_BACKEND", "numba")
     fastcnn.set_backend(None)
     with pytest.raises(fastcnn.BackendUnavailableError, match="backend 'numba' is not available"):
@@ -165,9 +158,7 @@ def test_backward_routes_to_the_backend_that_made_the_cache(fresh_registry, monk
     calls = []
     sys.modules["fastcnn_fake_backend"] = _counting_backend(calls)
     monkeypatch.setitem(sys.modules, "fastcnn_fake_backend", sys.modules["fastcnn_fake_backend"])
-    _backend.BACKENDS["numba"] = "fastcnn_fake_backend"
-    _backend._modules.pop("numba", None)
-    _backend._import_errors.pop("numba", None)
+    fresh_registry({"numba": "fastcnn_fake_backend"})
     monkeypatch.setattr(_backend, "is_available", lambda name: name in ("numba", "numpy"))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
@@ -200,9 +191,7 @@ def test_num_threads_setting():
 
 
 def test_show_config_prints_backends_and_reasons(capsys, fresh_registry):
-    _backend.BACKENDS["cython"] = "fastcnn.kernels._no_such_extension"
-    _backend._modules.pop("cython", None)
-    _backend._import_errors.pop("cython", None)
+    fresh_registry({"cython": "fastcnn.kernels._no_such_extension"})
     fastcnn.show_config()
     text = capsys.readouterr().out
     assert "active backend:" in text and "threads:" in text
@@ -212,7 +201,8 @@ def test_show_config_prints_backends_and_reasons(capsys, fresh_registry):
 
 
 def test_cli_config_command_prints():
-    result = subprocess.run([sys.executable, "-m", "fastcnn", "config"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "fastcnn", "config"], env=subprocess_env(),
+                            capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "backends:" in result.stdout and "numpy" in result.stdout

@@ -17,7 +17,6 @@ from fastcnn.nn.layers import (
     Softmax,
 )
 
-
 # TensorFlow "same": OH = ceil(H / S); total pad = max((OH - 1) S + K - H, 0), the odd
 # pixel at the bottom/right. Rows: (H, K, S) -> (OH, pad_top, pad_bottom), worked by hand.
 TF_SAME = [(6, 3, 2, 3, 0, 1), (7, 3, 2, 4, 1, 1), (5, 2, 2, 3, 0, 1), (8, 1, 2, 4, 0, 0),

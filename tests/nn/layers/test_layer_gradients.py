@@ -6,7 +6,6 @@ near 0, so no finite-difference step crosses a kink or changes a winner."""
 import numpy as np
 import pytest
 
-from fastcnn.tools.gradcheck import check_layer, smooth_input
 from fastcnn.nn.layers import (
     ELU,
     Activation,
@@ -26,6 +25,7 @@ from fastcnn.nn.layers import (
     Softmax,
     Tanh,
 )
+from fastcnn.tools.gradcheck import check_layer, smooth_input
 
 IMG = (2, 3, 6, 5)     # (N, C, H, W): odd sizes catch H/W mix-ups
 VEC = (4, 7)

@@ -1,23 +1,21 @@
 """The fit loop: seeded shuffling, augmentation, progress and summary lines, history
 ("lr", update ratios), the explosion guard, and test-time augmentation in predict."""
 
+import functools
 import re
 import warnings
 
-import functools
-
 import numpy as np
 import pytest
+from _model_helpers import make_blobs
 
 import fastcnn
-from fastcnn.train.callbacks import ModelCheckpoint
 from fastcnn.common.exceptions import FastCNNWarning
 from fastcnn.nn.layers import Conv2D, Dense, Flatten
-from fastcnn.train.model import Sequential
 from fastcnn.optim.optimizers import SGD
+from fastcnn.train.callbacks import ModelCheckpoint
 from fastcnn.train.loop import TrainingDivergedError
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
-
+from fastcnn.train.model import Sequential
 
 blobs = functools.partial(make_blobs, size=6)
 

@@ -8,8 +8,8 @@ import pytest
 
 import fastcnn
 from fastcnn.nn.layers import Activation, Conv2D, Dense, Flatten, ReLU
-from fastcnn.train.model import Sequential
 from fastcnn.train.loop import loss_and_gradients, train_step
+from fastcnn.train.model import Sequential
 
 
 def _model(first="conv"):

@@ -6,7 +6,6 @@ import pytest
 
 from fastcnn import zoo as models
 from fastcnn.nn.layers import Residual
-from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
 # Counts worked out layer by layer in each builder's docstring (Keras counts the same:

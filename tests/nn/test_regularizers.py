@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fastcnn.nn import regularizers as R
-from fastcnn.tools.gradcheck import numeric_gradient, relative_error
 from fastcnn.nn.parameter import Parameter
+from fastcnn.tools.gradcheck import numeric_gradient, relative_error
 
 W = np.array([[0.5, -2.0], [0.0, 3.0]])
 
