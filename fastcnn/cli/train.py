@@ -203,51 +203,42 @@ def run(args) -> int:
     return 2  # pragma: no cover - _fail exits
 
 
-def _run(args) -> int:
-    # OpenMP threads spin while they wait for work by default; on a machine whose
-    # cores are busy with other processes that makes small-layer training up to 20x
-    # slower. Passive waiting costs nothing measurable here. Only effective before the
-    # compiled backend loads the OpenMP runtime; an explicit setting is respected.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # deferred: fastcnn.tools.plot imports matplotlib (slow); `--help` should not pay it
-    from fastcnn.tools import plot
-
-    cfg = _check_args(args)
-    if args.backend is not None:
-        try:
-            _backend.set_backend(args.backend)
-        except (BackendUnavailableError, ValueError) as exc:
-            raise UsageError(f"--backend: {str(exc).splitlines()[0]} Hint: one of "
-                             f"{', '.join(_backend.available_backends())}.") from None
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    t_start = time.perf_counter()
+def _prepare_data(cfg, args):
+    """Load, split and standardize (training-set statistics only). Returns
+    ``(x_fit, y_fit), val, (x_test, y_test), scaler``; ``val`` may be None."""
     (x_train, y_train), (x_test, y_test) = _load_data(cfg["dataset"], args.data_dir)
     (x_fit, y_fit), val = _split(x_train, y_train, args.val_split, args.seed)
     scaler = Standardize(per="channel").fit(x_fit)
-    x_fit = scaler.transform(x_fit)
-    x_test = scaler.transform(x_test)
     val = None if val is None else (scaler.transform(val[0]), val[1])
-    _random.seed(args.seed)
-    classes = int(max(y_train.max(), y_test.max())) + 1
+    return (scaler.transform(x_fit), y_fit), val, (scaler.transform(x_test), y_test), scaler
+
+
+def _build_model(cfg, input_shape, classes):
     try:
-        model = models.get(cfg["model"], input_shape=tuple(x_fit.shape[1:]), classes=classes)
+        model = models.get(cfg["model"], input_shape=input_shape, classes=classes)
     except ValueError as exc:
         raise UsageError(f"--model {cfg['model']} does not fit {cfg['dataset']} images "
-                         f"{tuple(x_fit.shape[1:])}: {str(exc).splitlines()[0]} Hint: pick "
+                         f"{input_shape}: {str(exc).splitlines()[0]} Hint: pick "
                          f"another --model (default for {cfg['dataset']}: "
                          f"{DEFAULT_MODEL[cfg['dataset']]}).") from None
     opt = optimizers.get({"class_name": cfg["optimizer"], "config": {"learning_rate": cfg["lr"]}})
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    out = _run_dir(args, cfg["dataset"])
+    return model
+
+
+def _make_run_dir(args, dataset) -> Path:
+    out = _run_dir(args, dataset)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out: cannot create {str(out)!r} ({exc.strerror}). Hint: pass "
                          f"--out with a writable folder.") from None
-    say(f"fastcnn train: {cfg['dataset']} ({len(x_fit)} train, "
-        f"{0 if val is None else len(val[0])} validation, {len(x_test)} test), model "
-        f"{cfg['model']} ({model.count_params():,} params), {cfg['optimizer']} lr={cfg['lr']:g}, "
-        f"{cfg['epochs']} epochs, backend {_backend.get_backend()}; run folder {out}")
+    return out
+
+
+def _train(model, cfg, args, x_fit, y_fit, val):
+    """``model.fit`` with the optional exponential decay; FastCNN warnings go to stderr
+    as one line each. Returns ``(history, seconds)``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FastCNNWarning)
         t_fit = time.perf_counter()
@@ -264,6 +255,49 @@ def _run(args) -> int:
     for w in caught:
         if not args.quiet:
             sys.stderr.write(f"warning: {w.message}\n")
+    return history, fit_seconds
+
+
+def _write_plots(out, cfg, model, history):
+    # deferred: fastcnn.tools.plot imports matplotlib (slow); `--help` should not pay it
+    from fastcnn.tools import plot
+
+    if history.history:
+        plot.plot_history(history.history, out / "curves.png",
+                          title=f"{cfg['model']} on {cfg['dataset']}")
+        plot.plot_learning_rate(history.history, out / "lr.png")
+    kernel = _first_conv_kernel(model)
+    if kernel is not None and np.isfinite(kernel).all():
+        plot.plot_filters(kernel, out / "filters.png")
+    if history.update_ratios:
+        plot.plot_update_ratios(history.update_ratios, out / "update_ratios.png")
+
+
+def _run(args) -> int:
+    # OpenMP threads spin while they wait for work by default; on a machine whose
+    # cores are busy with other processes that makes small-layer training up to 20x
+    # slower. Passive waiting costs nothing measurable here. Only effective before the
+    # compiled backend loads the OpenMP runtime; an explicit setting is respected.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    cfg = _check_args(args)
+    if args.backend is not None:
+        try:
+            _backend.set_backend(args.backend)
+        except (BackendUnavailableError, ValueError) as exc:
+            raise UsageError(f"--backend: {str(exc).splitlines()[0]} Hint: one of "
+                             f"{', '.join(_backend.available_backends())}.") from None
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    t_start = time.perf_counter()
+    (x_fit, y_fit), val, (x_test, y_test), scaler = _prepare_data(cfg, args)
+    _random.seed(args.seed)
+    classes = int(max(y_fit.max(), y_test.max(), -1 if val is None else val[1].max())) + 1
+    model = _build_model(cfg, tuple(x_fit.shape[1:]), classes)
+    out = _make_run_dir(args, cfg["dataset"])
+    say(f"fastcnn train: {cfg['dataset']} ({len(x_fit)} train, "
+        f"{0 if val is None else len(val[0])} validation, {len(x_test)} test), model "
+        f"{cfg['model']} ({model.count_params():,} params), {cfg['optimizer']} lr={cfg['lr']:g}, "
+        f"{cfg['epochs']} epochs, backend {_backend.get_backend()}; run folder {out}")
+    history, fit_seconds = _train(model, cfg, args, x_fit, y_fit, val)
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=256)
     seconds = time.perf_counter() - t_start
     model.save(out / "model.npz")
@@ -276,15 +310,7 @@ def _run(args) -> int:
                                 "scale": np.asarray(scaler.scale_).tolist()},
               **history.to_dict()}
     (out / "history.json").write_text(json.dumps(record, indent=1, default=float))
-    if history.history:
-        plot.plot_history(history.history, out / "curves.png",
-                          title=f"{cfg['model']} on {cfg['dataset']}")
-        plot.plot_learning_rate(history.history, out / "lr.png")
-    kernel = _first_conv_kernel(model)
-    if kernel is not None and np.isfinite(kernel).all():
-        plot.plot_filters(kernel, out / "filters.png")
-    if history.update_ratios:
-        plot.plot_update_ratios(history.update_ratios, out / "update_ratios.png")
+    _write_plots(out, cfg, model, history)
     status = " (training diverged: see the warning)" if history.diverged else ""
     print(f"test accuracy: {test_acc:.4f}  test loss: {test_loss:.4f}  ({seconds:.1f} s, "
           f"fit {fit_seconds:.1f} s){status}; saved to {out}{os.sep}", flush=True)

@@ -118,3 +118,8 @@ def check_float(where: str, name: str, value, low=None, high=None,
         hi = "inf" if high is None else high
         raise ValueError(f"{where}: {name} must lie in {left}{lo}, {hi}{right}; got {value!r}.")
     return float(value)
+
+
+def check_nonnegative_float(where: str, name: str, value) -> float:
+    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
+    return check_float(where, name, value, low=0, high_inclusive=False)

@@ -41,8 +41,8 @@ import numbers
 import numpy as np
 
 from fastcnn.common.configurable import Configurable, lookup_class
-from fastcnn.common.validation import check_float
 from fastcnn.common.random import get_rng
+from fastcnn.common.validation import check_float, check_nonnegative_float
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -52,11 +52,6 @@ __all__ = [
     "truncated_normal", "variance_scaling", "glorot_normal", "glorot_uniform",
     "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "orthogonal",
 ]
-
-
-def _nonnegative(where: str, name: str, value) -> float:
-    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
-    return check_float(where, name, value, low=0, high_inclusive=False)
 
 
 # std of a unit normal truncated to [-2, 2] is 0.87962566103423978; dividing by it
@@ -184,7 +179,7 @@ class RandomNormal(Initializer):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed=None):
         self.mean = check_float("RandomNormal", "mean", mean)
-        self.stddev = _nonnegative("RandomNormal", "stddev", stddev)
+        self.stddev = check_nonnegative_float("RandomNormal", "stddev", stddev)
         self.seed = _check_seed("RandomNormal", seed)
 
     def _generate(self, shape, dtype, rng):
@@ -232,7 +227,7 @@ class TruncatedNormal(Initializer):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed=None):
         self.mean = check_float("TruncatedNormal", "mean", mean)
-        self.stddev = _nonnegative("TruncatedNormal", "stddev", stddev)
+        self.stddev = check_nonnegative_float("TruncatedNormal", "stddev", stddev)
         self.seed = _check_seed("TruncatedNormal", seed)
 
     def _generate(self, shape, dtype, rng):

@@ -27,14 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from fastcnn.common.configurable import Configurable, lookup_class
-from fastcnn.common.validation import check_float
+from fastcnn.common.validation import check_nonnegative_float
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
-
-
-def _nonnegative(where: str, name: str, value) -> float:
-    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
-    return check_float(where, name, value, low=0, high_inclusive=False)
 
 
 def _sum_abs(w: np.ndarray) -> float:
@@ -87,7 +82,7 @@ class L1(Regularizer):
     _config_keys = ("l1",)
 
     def __init__(self, l1: float = 0.01):
-        self.l1 = _nonnegative("L1", "l1", l1)
+        self.l1 = check_nonnegative_float("L1", "l1", l1)
 
     def _accumulate(self, w, grad):
         return _add_l1(w, grad, self.l1)
@@ -99,7 +94,7 @@ class L2(Regularizer):
     _config_keys = ("l2",)
 
     def __init__(self, l2: float = 0.01):
-        self.l2 = _nonnegative("L2", "l2", l2)
+        self.l2 = check_nonnegative_float("L2", "l2", l2)
 
     def _accumulate(self, w, grad):
         return _add_l2(w, grad, self.l2)
@@ -111,8 +106,8 @@ class L1L2(Regularizer):
     _config_keys = ("l1", "l2")
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
-        self.l1 = _nonnegative("L1L2", "l1", l1)
-        self.l2 = _nonnegative("L1L2", "l2", l2)
+        self.l1 = check_nonnegative_float("L1L2", "l1", l1)
+        self.l2 = check_nonnegative_float("L1L2", "l2", l2)
 
     def _accumulate(self, w, grad):
         penalty = 0.0

@@ -17,11 +17,6 @@ from fastcnn.optim import schedules as _schedules
 __all__ = ["Optimizer"]
 
 
-def _nonnegative(where: str, name: str, value) -> float:
-    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
-    return check_float(where, name, value, low=0, high_inclusive=False)
-
-
 def _check_bool(where: str, name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where}: {name} must be a bool; got {value!r}.")

@@ -33,12 +33,11 @@ conversion to ``torch.optim``.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from fastcnn.common.configurable import lookup_class
-from fastcnn.common.validation import check_float
-from fastcnn.optim.base import Optimizer, _check_bool, _nonnegative
+from fastcnn.common.validation import check_float, check_nonnegative_float
+from fastcnn.optim.base import Optimizer, _check_bool
 from fastcnn.optim.rules import (
     adadelta_update_,
     adagrad_update_,
@@ -87,7 +86,7 @@ class SGD(Optimizer):
         if self.nesterov and self.momentum == 0.0:
             raise ValueError(f"SGD: nesterov=True requires momentum > 0; "
                              f"got momentum={momentum!r}.")
-        self.weight_decay = _nonnegative("SGD", "weight_decay", weight_decay)
+        self.weight_decay = check_nonnegative_float("SGD", "weight_decay", weight_decay)
         # momentum == 0 needs no state at all
         self._slots = ("momentum",) if self.momentum > 0 else ()
 
@@ -119,9 +118,9 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value = _nonnegative(
+        self.initial_accumulator_value = check_nonnegative_float(
             "Adagrad", "initial_accumulator_value", initial_accumulator_value)
-        self.epsilon = _nonnegative("Adagrad", "epsilon", epsilon)
+        self.epsilon = check_nonnegative_float("Adagrad", "epsilon", epsilon)
 
     def _init_state(self, w):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
@@ -159,7 +158,7 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.rho = check_float("RMSprop", "rho", rho, low=0, high=1, high_inclusive=False)
         self.momentum = check_float("RMSprop", "momentum", momentum, low=0, high=1)
-        self.epsilon = _nonnegative("RMSprop", "epsilon", epsilon)
+        self.epsilon = check_nonnegative_float("RMSprop", "epsilon", epsilon)
         self.centered = _check_bool("RMSprop", "centered", centered)
         self._slots = (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                        + (("average_gradient",) if self.centered else ()))
@@ -208,8 +207,8 @@ class Adam(Optimizer):
                                   high_inclusive=False)
         self.beta_2 = check_float(where, "beta_2", beta_2, low=0, high=1,
                                   high_inclusive=False)
-        self.epsilon = _nonnegative(where, "epsilon", epsilon)
-        self.weight_decay = _nonnegative(where, "weight_decay", weight_decay)
+        self.epsilon = check_nonnegative_float(where, "epsilon", epsilon)
+        self.weight_decay = check_nonnegative_float(where, "weight_decay", weight_decay)
         self.amsgrad = _check_bool(where, "amsgrad", amsgrad)
         self._slots = ("m", "v") + (("v_max",) if self.amsgrad else ())
 
@@ -270,7 +269,7 @@ class Adadelta(Optimizer):
     def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.rho = check_float("Adadelta", "rho", rho, low=0, high=1, high_inclusive=False)
-        self.epsilon = _nonnegative("Adadelta", "epsilon", epsilon)
+        self.epsilon = check_nonnegative_float("Adadelta", "epsilon", epsilon)
 
     def _update(self, w, grad, state, work, lr, t):
         adadelta_update_(w, grad, state["accumulated_grad"], state["accumulated_delta"],

@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 
-
 __all__ = ["sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_",
            "adadelta_update_"]
 

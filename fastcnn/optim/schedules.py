@@ -33,15 +33,15 @@ import math
 import numbers
 
 from fastcnn.common.configurable import Configurable, lookup_class
-from fastcnn.common.validation import check_float, check_nonnegative_int, check_positive_int
+from fastcnn.common.validation import (
+    check_float,
+    check_nonnegative_float,
+    check_nonnegative_int,
+    check_positive_int,
+)
 
 __all__ = ["LearningRateSchedule", "StepDecay", "ExponentialDecay", "InverseTimeDecay",
            "get", "serialize"]
-
-
-def _nonnegative(where: str, name: str, value) -> float:
-    """A finite float >= 0 ("... must lie in [0, inf); got ...")."""
-    return check_float(where, name, value, low=0, high_inclusive=False)
 
 
 class LearningRateSchedule(Configurable):
@@ -52,7 +52,7 @@ class LearningRateSchedule(Configurable):
 
     def __init__(self, initial_learning_rate: float, steps_per_epoch=None):
         where = type(self).__name__
-        self.initial_learning_rate = _nonnegative(where, "initial_learning_rate",
+        self.initial_learning_rate = check_nonnegative_float(where, "initial_learning_rate",
                                                   initial_learning_rate)
         self.steps_per_epoch = (None if steps_per_epoch is None else
                                 check_positive_int(where, "steps_per_epoch", steps_per_epoch))
@@ -117,7 +117,7 @@ class ExponentialDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate: float, decay_rate: float,
                  steps_per_epoch=None):
         super().__init__(initial_learning_rate, steps_per_epoch)
-        self.decay_rate = _nonnegative("ExponentialDecay", "decay_rate", decay_rate)
+        self.decay_rate = check_nonnegative_float("ExponentialDecay", "decay_rate", decay_rate)
 
     def _rate(self, t):
         return self.initial_learning_rate * math.exp(-self.decay_rate * t)
@@ -140,7 +140,7 @@ class InverseTimeDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate: float, decay_rate: float,
                  steps_per_epoch=None):
         super().__init__(initial_learning_rate, steps_per_epoch)
-        self.decay_rate = _nonnegative("InverseTimeDecay", "decay_rate", decay_rate)
+        self.decay_rate = check_nonnegative_float("InverseTimeDecay", "decay_rate", decay_rate)
 
     def _rate(self, t):
         return self.initial_learning_rate / (1.0 + self.decay_rate * t)
