@@ -71,11 +71,11 @@ def new_path(name: str) -> str | None:
     ``"fastcnn.nn.layers.conv"``), or None when ``name`` is not an old path."""
     if name in OLD_PATHS:
         return OLD_PATHS[name]
-    package, _, leaf = name.rpartition(".")
+    package = name.rpartition(".")[0]
     while package:
         if package in OLD_PATHS:
             return f"{OLD_PATHS[package]}.{name[len(package) + 1:]}"
-        package, _, leaf = package.rpartition(".")
+        package = package.rpartition(".")[0]
     return None
 
 
