@@ -19,6 +19,7 @@ __all__ = [
     "check_positive_int",
     "check_nonnegative_int",
     "check_float",
+    "MAX_WINDOW_INT",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -74,6 +75,13 @@ def check_shape(where: str, name: str, value: np.ndarray, expected: tuple) -> No
         )
 
 
+#: Largest stride, padding or window size accepted. No image side comes near it, and it
+#: keeps every index product in the kernels (``(OH - 1) * stride + KH`` and the like)
+#: far inside int64 / Py_ssize_t, so a huge value is this clear error rather than an
+#: OverflowError from Cython or Numba (or an output of absurd size).
+MAX_WINDOW_INT = 2**31 - 1
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -101,6 +109,9 @@ def to_pair(where: str, name: str, value, minimum: int = 1) -> tuple[int, int]:
     if min(pair) < minimum:
         what = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{where}: {name} must be {what}; got {value!r}.")
+    if max(pair) > MAX_WINDOW_INT:
+        raise ValueError(f"{where}: {name} must be at most 2**31 - 1 = {MAX_WINDOW_INT}; "
+                         f"got {value!r}.")
     return int(pair[0]), int(pair[1])
 
 

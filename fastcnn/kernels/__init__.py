@@ -32,6 +32,7 @@ import numpy as np
 from fastcnn.kernels import _dispatch as _backend
 from fastcnn.kernels.geometry import WindowGeometry
 from fastcnn.common.validation import (
+    MAX_WINDOW_INT,
     _is_int,
     as_float_array,
     check_float,
@@ -83,10 +84,10 @@ def parse_padding(where: str, padding) -> tuple[int, int, int, int]:
     if (isinstance(padding, (tuple, list)) and len(padding) == 2
             and all(isinstance(p, (tuple, list)) for p in padding)):
         flat = [v for p in padding for v in p]
-        if len(flat) != 4 or not all(_is_int(v) and v >= 0 for v in flat):
+        if len(flat) != 4 or not all(_is_int(v) and 0 <= v <= MAX_WINDOW_INT for v in flat):
             raise ValueError(
                 f"{where}: padding must be an int, an (h, w) pair or ((top, bottom), "
-                f"(left, right)) of non-negative ints; got {padding!r}."
+                f"(left, right)) of non-negative ints up to 2**31 - 1; got {padding!r}."
             )
         return tuple(int(v) for v in flat)
     ph, pw = to_pair(where, "padding", padding, minimum=0)

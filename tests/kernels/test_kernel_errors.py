@@ -59,6 +59,20 @@ CASES = {
                            "conv2d_forward: stride must be positive; got (1, 0)."),
     "conv-negative-padding": (lambda c: kernels.conv2d_forward(X, W, B, 1, -1), ValueError,
                               "conv2d_forward: padding must be >= 0; got -1."),
+    # issue 13: 2**63 was an OverflowError from Cython/Numba, 2**62 NumPy's "Maximum
+    # allowed dimension exceeded"; now one bound, checked before any backend runs.
+    "conv-stride-2**63": (lambda c: kernels.conv2d_forward(X, W, B, 2**63), ValueError,
+                          "conv2d_forward: stride must be at most 2**31 - 1 = 2147483647; "
+                          "got 9223372036854775808."),
+    "conv-padding-2**62": (lambda c: kernels.conv2d_forward(X, W, B, 1, (1, 2**62)), ValueError,
+                           "conv2d_forward: padding must be at most 2**31 - 1"),
+    "conv-asym-padding-2**63": (lambda c: kernels.conv2d_forward(X, W, B, 1,
+                                                                 ((0, 2**63), (0, 0))),
+                                ValueError, "conv2d_forward: padding must be an int, an (h, w)"),
+    "pool-size-2**63": (lambda c: kernels.maxpool2d_forward(X, 2**63), ValueError,
+                        "maxpool2d_forward: size must be at most 2**31 - 1"),
+    "im2col-stride-2**40": (lambda c: kernels.im2col(X, 2, 2, (2**40, 1)), ValueError,
+                            "im2col: stride must be at most 2**31 - 1"),
     "conv-bad-asym-padding": (lambda c: kernels.conv2d_forward(X, W, B, 1, ((0, -1), (0, 0))),
                               ValueError, "conv2d_forward: padding must be an int, an (h, w) pair"),
     "conv-bias-length": (lambda c: kernels.conv2d_forward(X, W, arr(5)), ValueError,
