@@ -46,6 +46,22 @@ from fastcnn.optim.rules import (
     sgd_update_,
 )
 
+#: Smallest epsilon a division-guarding optimizer accepts: float32's smallest normal
+#: number. Below it the Python float rounds to 0 (or a subnormal) once it meets a
+#: float32 array, and the guarded division ``g / (sqrt(v) + epsilon)`` is ``0 / 0 = NaN``
+#: on the first zero gradient (a frozen feature, a dead ReLU) -- the weights go NaN.
+MIN_EPSILON = float(np.finfo(np.float32).tiny)
+
+
+def _epsilon(where: str, value, why: str) -> float:
+    """An epsilon that keeps a denominator away from 0: a finite float >= MIN_EPSILON."""
+    try:
+        return check_float(where, "epsilon", value, low=MIN_EPSILON)
+    except ValueError:
+        raise ValueError(f"{where}: epsilon must be a finite float >= {MIN_EPSILON:.4g} "
+                         f"(float32's smallest normal number), because {why}; got {value!r}."
+                         ) from None
+
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "get", "serialize",
     "sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_", "adadelta_update_",
@@ -109,7 +125,7 @@ class Adagrad(Optimizer):
     ----------
     learning_rate : float >= 0 or schedule, default 0.001 (Keras)
     initial_accumulator_value : float >= 0, default 0.1 (Keras)
-    epsilon : float >= 0, default 1e-7
+    epsilon : float >= 0, default 1e-7 (0 only with initial_accumulator_value > 0)
     """
 
     _slots = ("accumulator",)
@@ -121,6 +137,12 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value = check_nonnegative_float(
             "Adagrad", "initial_accumulator_value", initial_accumulator_value)
         self.epsilon = check_nonnegative_float("Adagrad", "epsilon", epsilon)
+        if self.epsilon < MIN_EPSILON and self.initial_accumulator_value < MIN_EPSILON:
+            # G = initial_accumulator_value + sum g^2 is 0 while the gradients are 0
+            raise ValueError(
+                f"Adagrad: epsilon and initial_accumulator_value cannot both be (nearly) 0: "
+                f"g / sqrt(G + epsilon) is 0 / 0 on a zero gradient; got epsilon={epsilon!r}, "
+                f"initial_accumulator_value={initial_accumulator_value!r}.")
 
     def _init_state(self, w):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
@@ -147,7 +169,7 @@ class RMSprop(Optimizer):
     learning_rate : float >= 0 or schedule, default 0.001 (Keras)
     rho : float in [0, 1), default 0.9 (PyTorch calls it ``alpha``, default 0.99)
     momentum : float in [0, 1], default 0
-    epsilon : float >= 0, default 1e-7
+    epsilon : float >= MIN_EPSILON (about 1.2e-38), default 1e-7
     centered : bool, default False
     """
 
@@ -158,7 +180,9 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.rho = check_float("RMSprop", "rho", rho, low=0, high=1, high_inclusive=False)
         self.momentum = check_float("RMSprop", "momentum", momentum, low=0, high=1)
-        self.epsilon = check_nonnegative_float("RMSprop", "epsilon", epsilon)
+        self.epsilon = _epsilon("RMSprop", epsilon,
+                                "g / sqrt(v + epsilon) with v starting at 0 is 0 / 0 on a "
+                                "zero gradient")
         self.centered = _check_bool("RMSprop", "centered", centered)
         self._slots = (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                        + (("average_gradient",) if self.centered else ()))
@@ -191,7 +215,7 @@ class Adam(Optimizer):
     ----------
     learning_rate : float >= 0 or schedule, default 0.001
     beta_1, beta_2 : float in [0, 1), default 0.9 and 0.999
-    epsilon : float >= 0, default 1e-7 (Keras; PyTorch uses 1e-8 in its convention)
+    epsilon : float >= MIN_EPSILON (about 1.2e-38), default 1e-7 (Keras; PyTorch uses 1e-8 in its convention)
     weight_decay : float >= 0, default 0 (coupled; for decoupled decay use AdamW)
     amsgrad : bool, default False (Reddi et al. 2018)
     """
@@ -207,7 +231,8 @@ class Adam(Optimizer):
                                   high_inclusive=False)
         self.beta_2 = check_float(where, "beta_2", beta_2, low=0, high=1,
                                   high_inclusive=False)
-        self.epsilon = check_nonnegative_float(where, "epsilon", epsilon)
+        self.epsilon = _epsilon(where, epsilon, "m / (sqrt(v) + epsilon) is 0 / 0 on a "
+                                                "zero gradient")
         self.weight_decay = check_nonnegative_float(where, "weight_decay", weight_decay)
         self.amsgrad = _check_bool(where, "amsgrad", amsgrad)
         self._slots = ("m", "v") + (("v_max",) if self.amsgrad else ())
@@ -259,7 +284,7 @@ class Adadelta(Optimizer):
     learning_rate : float >= 0 or schedule, default 1.0 (the paper's and PyTorch's
         value; NOTE: Keras' default is 0.001)
     rho : float in [0, 1), default 0.95
-    epsilon : float >= 0, default 1e-7 (Keras; PyTorch 1e-6)
+    epsilon : float >= MIN_EPSILON (about 1.2e-38), default 1e-7 (Keras; PyTorch 1e-6)
     """
 
     _slots = ("accumulated_grad", "accumulated_delta")
@@ -269,7 +294,9 @@ class Adadelta(Optimizer):
     def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.rho = check_float("Adadelta", "rho", rho, low=0, high=1, high_inclusive=False)
-        self.epsilon = check_nonnegative_float("Adadelta", "epsilon", epsilon)
+        self.epsilon = _epsilon("Adadelta", epsilon,
+                                "sqrt(E[dx^2] + epsilon) / sqrt(E[g^2] + epsilon) is 0 / 0 "
+                                "on a zero gradient (and the steps stay 0 forever)")
 
     def _update(self, w, grad, state, work, lr, t):
         adadelta_update_(w, grad, state["accumulated_grad"], state["accumulated_delta"],

@@ -45,14 +45,16 @@ def run(opt, params, grads_per_step):
     # G = 0.1 + 0.25 = 0.35; w = 1 - 0.1 * 0.5 / sqrt(0.35)
     (O.Adagrad(0.1, epsilon=0.0), [0.5], 1 - 0.05 / math.sqrt(0.35)),
     # v = 0.1 * 0.25 = 0.025; w = 1 - 0.01 * 0.5 / sqrt(0.025) = 1 - 0.01 * sqrt(10)
-    (O.RMSprop(0.01, epsilon=0.0), [0.5], 1 - 0.01 * math.sqrt(10)),
+    # (epsilon=1e-30: 0 is rejected, and 1e-30 is below the resolution of these sums,
+    # so the results are those of epsilon = 0)
+    (O.RMSprop(0.01, epsilon=1e-30), [0.5], 1 - 0.01 * math.sqrt(10)),
     # centered: mg = 0.05, d = 0.025 - 0.0025 = 0.0225; w = 1 - 0.01 * 0.5 / 0.15
-    (O.RMSprop(0.01, epsilon=0.0, centered=True), [0.5], 1 - 0.01 * 0.5 / 0.15),
-    # first Adam step is lr * sign(g) when epsilon = 0: m/(1-b1) = g, v/(1-b2) = g^2
-    (O.Adam(0.1, epsilon=0.0), [0.5], 0.9),
-    (O.Adam(0.1, epsilon=0.0, amsgrad=True), [0.5], 0.9),
+    (O.RMSprop(0.01, epsilon=1e-30, centered=True), [0.5], 1 - 0.01 * 0.5 / 0.15),
+    # first Adam step is lr * sign(g) when epsilon ~ 0: m/(1-b1) = g, v/(1-b2) = g^2
+    (O.Adam(0.1, epsilon=1e-30), [0.5], 0.9),
+    (O.Adam(0.1, epsilon=1e-30, amsgrad=True), [0.5], 0.9),
     # AdamW: w = 1 * (1 - 0.1 * 0.1) = 0.99, then - lr * sign(g)
-    (O.AdamW(0.1, weight_decay=0.1, epsilon=0.0), [0.5], 0.89),
+    (O.AdamW(0.1, weight_decay=0.1, epsilon=1e-30), [0.5], 0.89),
     # Eg = 0.1 * 0.25; dx = sqrt(0 + 1e-6) / sqrt(0.025 + 1e-6) * 0.5
     (O.Adadelta(1.0, rho=0.9, epsilon=1e-6), [0.5], 1 - math.sqrt(1e-6 / (0.025 + 1e-6)) * 0.5),
 ], ids=["sgd", "sgd-momentum-2steps", "sgd-nesterov", "sgd-wd", "adagrad", "rmsprop",
@@ -437,11 +439,26 @@ def test_steps_after_the_first_allocate_nothing_big(opt, rng):
     (lambda: O.RMSprop(momentum=-0.5), ValueError,
      r"RMSprop: momentum must lie in \[0, 1\]; got -0.5\."),
     (lambda: O.RMSprop(epsilon=float("inf")), ValueError,
-     r"RMSprop: epsilon must be a finite real number; got inf\."),
+     r"RMSprop: epsilon must be a finite float >= 1.175e-38 .*; got inf\."),
+    # issue 13: an epsilon of 0 made NaN weights after one step on a zero gradient
+    (lambda: O.RMSprop(epsilon=0.0), ValueError,
+     r"RMSprop: epsilon must be a finite float >= 1.175e-38 \(float32's smallest normal "
+     r"number\), because g / sqrt\(v \+ epsilon\) with v starting at 0 is 0 / 0 on a zero "
+     r"gradient; got 0.0\."),
+    (lambda: O.Adam(epsilon=0), ValueError,
+     r"Adam: epsilon must be a finite float >= 1.175e-38 .* because m / \(sqrt\(v\) \+ "
+     r"epsilon\) is 0 / 0 on a zero gradient; got 0\."),
+    (lambda: O.Adam(epsilon=1e-50), ValueError, r"Adam: epsilon must be .*; got 1e-50\."),
+    (lambda: O.AdamW(epsilon=0.0), ValueError, r"AdamW: epsilon must be a finite float"),
+    (lambda: O.Adadelta(epsilon=0.0), ValueError, r"Adadelta: epsilon must be a finite float"),
+    (lambda: O.Adagrad(epsilon=0.0, initial_accumulator_value=0.0), ValueError,
+     r"Adagrad: epsilon and initial_accumulator_value cannot both be \(nearly\) 0: "
+     r"g / sqrt\(G \+ epsilon\) is 0 / 0 on a zero gradient; got epsilon=0.0, "
+     r"initial_accumulator_value=0.0\."),
     (lambda: O.RMSprop(centered=1), TypeError, r"RMSprop: centered must be a bool; got 1\."),
     (lambda: O.Adam(beta_1=1.5), ValueError, r"Adam: beta_1 must lie in \[0, 1\); got 1.5\."),
     (lambda: O.Adam(beta_2=-0.1), ValueError, r"Adam: beta_2 must lie in \[0, 1\); got -0.1\."),
-    (lambda: O.Adam(epsilon=-1.0), ValueError, r"Adam: epsilon must lie in \[0, inf\); got -1.0\."),
+    (lambda: O.Adam(epsilon=-1.0), ValueError, r"Adam: epsilon must be a finite .*; got -1.0\."),
     (lambda: O.Adam(weight_decay=-0.01), ValueError,
      r"Adam: weight_decay must lie in \[0, inf\); got -0.01\."),
     (lambda: O.Adam(amsgrad="no"), TypeError, r"Adam: amsgrad must be a bool; got 'no'\."),
@@ -450,7 +467,7 @@ def test_steps_after_the_first_allocate_nothing_big(opt, rng):
      r"AdamW: weight_decay must lie in \[0, inf\); got -1\."),
     (lambda: O.Adadelta(rho=1.2), ValueError, r"Adadelta: rho must lie in \[0, 1\); got 1.2\."),
     (lambda: O.Adadelta(epsilon=-1.0), ValueError,
-     r"Adadelta: epsilon must lie in \[0, inf\); got -1.0\."),
+     r"Adadelta: epsilon must be a finite float .*; got -1.0\."),
     (lambda: O.Adam(clipnorm=0.0), ValueError, r"Adam: clipnorm must lie in \(0, inf\); got 0.0\."),
     (lambda: O.SGD(clipvalue=-1.0), ValueError,
      r"SGD: clipvalue must lie in \(0, inf\); got -1.0\."),
@@ -463,3 +480,20 @@ def test_steps_after_the_first_allocate_nothing_big(opt, rng):
 def test_hyperparameter_validation(make, exc, message):
     with pytest.raises(exc, match=message):
         make()
+
+
+@pytest.mark.parametrize("opt", [
+    O.SGD(0.1, momentum=1.0), O.Adagrad(0.1, epsilon=0.0), O.Adagrad(0.1, epsilon=O.MIN_EPSILON,
+                                                                     initial_accumulator_value=0),
+    O.RMSprop(0.1, epsilon=O.MIN_EPSILON), O.RMSprop(0.1, epsilon=O.MIN_EPSILON, centered=True,
+                                                     momentum=0.5),
+    O.Adam(0.1, epsilon=O.MIN_EPSILON, beta_1=0.0, beta_2=0.0), O.AdamW(0.1, epsilon=O.MIN_EPSILON),
+    O.Adadelta(1.0, epsilon=O.MIN_EPSILON, rho=0.0),
+], ids=["sgd", "adagrad", "adagrad-acc0", "rmsprop", "rmsprop-centered", "adam", "adamw",
+        "adadelta"])
+def test_extreme_accepted_hyperparameters_keep_float32_weights_finite(opt):
+    """What the constructors accept (the extremes of each rule) never turns zero
+    gradients -- a dead unit, a frozen feature -- into NaN weights."""
+    p = make_param([1.0, -2.0], dtype=np.float32)
+    run(opt, [p], [[0.0, 0.0], [0.0, 0.0], [1e-3, 0.0]])
+    assert np.isfinite(p.data).all(), p.data

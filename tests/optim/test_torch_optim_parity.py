@@ -45,10 +45,12 @@ CASES = {
     "adagrad": (O.Adagrad(0.1, initial_accumulator_value=0.1, epsilon=0.0),
                 lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.1, eps=0.0),
                 None),
-    "rmsprop": (O.RMSprop(0.01, rho=0.9, epsilon=0.0),
+    # fastcnn rejects epsilon=0 (0/0 on a zero gradient); 1e-30 is below the resolution
+    # of v here, so it computes exactly what PyTorch's eps=0 does.
+    "rmsprop": (O.RMSprop(0.01, rho=0.9, epsilon=1e-30),
                 lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=0.0), None),
     "rmsprop-momentum-centered": (
-        O.RMSprop(0.01, rho=0.8, momentum=0.5, epsilon=0.0, centered=True),
+        O.RMSprop(0.01, rho=0.8, momentum=0.5, epsilon=1e-30, centered=True),
         lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.8, momentum=0.5, eps=0.0,
                                       centered=True), None),
     "adam": (O.Adam(0.01, epsilon=1e-3),
