@@ -17,6 +17,7 @@ Environment switches:
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -80,10 +81,23 @@ int main(void) {
 """
 
 
+def _env_flags(name):
+    """The words of an environment variable such as CFLAGS ("" when unset)."""
+    return shlex.split(os.environ.get(name, ""))
+
+
 def check_openmp_support(compiler):
-    """Compile, link and run a tiny OpenMP program with ``compiler``. Returns the
-    (compile, link) flags that worked, or None."""
+    """Compile, link and run a tiny OpenMP program with ``compiler``.
+
+    Returns ``(flags, reason)``: the flags that worked (None when OpenMP is unusable)
+    and one line saying why. The probe is compiled and linked with the build's own
+    flags: the compiler already carries CFLAGS/CPPFLAGS, and the link gets CFLAGS and
+    LDFLAGS as the extension's link does (distutils adds both to LDSHARED but neither
+    to the executable linker). Without that, flags such as -fsanitize=address in
+    CFLAGS/LDFLAGS made the probe fail to link and the build silently went serial.
+    """
     flags = ["-fopenmp"]
+    link_flags = _env_flags("CFLAGS") + _env_flags("LDFLAGS") + flags
     tmp = tempfile.mkdtemp(prefix="fastcnn-openmp-")
     cwd = os.getcwd()
     try:
@@ -91,14 +105,18 @@ def check_openmp_support(compiler):
         with open("test_openmp.c", "w") as f:
             f.write(OPENMP_TEST)
         objects = compiler.compile(["test_openmp.c"], extra_postargs=flags)
-        compiler.link_executable(objects, "test_openmp", extra_postargs=flags)
+        compiler.link_executable(objects, "test_openmp", extra_postargs=link_flags)
+        # A sanitizer runtime preloaded for the Python process must not be preloaded
+        # into the probe: it is linked in already.
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
         out = subprocess.run([os.path.join(tmp, "test_openmp")], capture_output=True,
-                             text=True, timeout=60)
+                             text=True, timeout=60, env=env)
         if out.returncode != 0 or out.stdout.strip() != "2":
-            return None
-        return flags
-    except Exception:  # any compile/link/run failure means: no OpenMP
-        return None
+            return None, (f"the test program ran but did not see 2 threads (exit "
+                          f"{out.returncode}, output {out.stdout.strip()!r})")
+        return flags, f"a test program compiled, linked and ran 2 threads with {flags}"
+    except Exception as err:  # any compile/link/run failure means: no OpenMP
+        return None, f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
     finally:
         os.chdir(cwd)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -111,10 +129,15 @@ class BuildExt(build_ext):
         use_openmp = not _flag("FASTCNN_NO_OPENMP")
         omp_flags = None
         if use_openmp:
-            omp_flags = check_openmp_support(self.compiler)
+            omp_flags, reason = check_openmp_support(self.compiler)
+            used = (f"CFLAGS={os.environ.get('CFLAGS', '')!r} "
+                    f"LDFLAGS={os.environ.get('LDFLAGS', '')!r}")
+            print(f"fastcnn: OpenMP probe ({used}): "
+                  f"{'enabled' if omp_flags else 'NOT available'}: {reason}", file=sys.stderr)
             if omp_flags is None:
-                _warn("""
-                    fastcnn: this C compiler could not build and run an OpenMP test program.
+                _warn(f"""
+                    fastcnn: this C compiler could not build and run an OpenMP test program
+                    ({reason}).
                     The compiled kernels are built WITHOUT OpenMP: they run on one thread
                     (results are identical, only slower).
                     To get multi-threaded kernels, install an OpenMP runtime
@@ -217,4 +240,5 @@ def _extensions():
         return []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+if __name__ == "__main__":   # pip's build backend runs this file as __main__; tests import it
+    setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
