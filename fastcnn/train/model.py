@@ -310,6 +310,7 @@ def load_model(path) -> Sequential:
     """Rebuild a model saved by :meth:`Sequential.save` (architecture, weights,
     statistics, compile settings and optimizer state)."""
     header, arrays = serialization.read_model(path)
-    model = Sequential.from_config(header["model"])
-    serialization.restore_model(model, header, arrays)
+    with serialization.rebuilding(path, header, arrays):   # shapes checked before allocation
+        model = Sequential.from_config(header["model"])
+    serialization.restore_model(model, header, arrays, path)
     return model

@@ -18,23 +18,24 @@ the old file intact, never half a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
 from fastcnn.nn import losses
 from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, PReLU
-from fastcnn.nn.layers.base import _all_layers
+from fastcnn.nn.layers.base import _all_layers, checking_new_arrays
 from fastcnn.optim import optimizers
+from fastcnn.train import file_header, npz_reader
+from fastcnn.train.file_header import FORMAT_VERSION
 
-__all__ = ["save_model", "read_model", "restore_model", "save_weights", "load_weights",
-           "load_state_dict_torch", "FORMAT_VERSION"]
+__all__ = ["save_model", "read_model", "rebuilding", "restore_model", "save_weights",
+           "load_weights", "load_state_dict_torch", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
-_HEADER = "__fastcnn__"
+_HEADER = file_header.HEADER_KEY
 
 
 def _header_array(header: dict) -> np.ndarray:
@@ -58,29 +59,10 @@ def _write_atomic(path, arrays: dict) -> None:
 
 
 def _read(where: str, path) -> tuple[dict, dict]:
-    """``(header, arrays)`` or a ValueError saying the file is not a fastcnn file."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{where}: no such file: {path!r}.")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ValueError(
-            f"{where}: {path!r} is not a readable fastcnn file ({type(exc).__name__}: {exc}). "
-            f"It may be truncated (an interrupted copy) or written by another program. "
-            f"Hint: save it again with model.save(path).") from None
-    if not isinstance(arrays, dict) or _HEADER not in arrays:
-        raise ValueError(
-            f"{where}: {path!r} is a .npz file but not a fastcnn model/weights file (no "
-            f"{_HEADER!r} entry; entries: {sorted(arrays)[:8]}). Hint: load it with np.load.")
-    try:
-        header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{where}: {path!r} has a corrupt header ({exc}).") from None
-    if header.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{where}: {path!r} has format version {header.get('version')}; this "
-                         f"fastcnn reads up to {FORMAT_VERSION}. Hint: upgrade fastcnn.")
+    """``(header, arrays)`` of a fastcnn file, every field of the header checked (see
+    :mod:`fastcnn.train.file_header`); any problem is a ValueError naming the file."""
+    arrays = npz_reader.read_npz(where, path)
+    header = file_header.parse_header(where, os.fspath(path), arrays)
     return header, arrays
 
 
@@ -126,7 +108,8 @@ def save_weights(model, path) -> None:
 
 
 def _assign(where: str, model, header: dict, arrays: dict) -> None:
-    """Copy saved weights/statistics into ``model``, in model order, checking shapes."""
+    """Copy saved weights/statistics into ``model``, in model order, checking shapes.
+    ``where`` names the caller and the file."""
     params, states = model.parameters(), model.states()
     saved_names, saved_states = header.get("weights", []), header.get("states", [])
     if len(saved_names) != len(params) or len(saved_states) != len(states):
@@ -148,33 +131,83 @@ def load_weights(model, path) -> None:
     if not model.built:
         raise RuntimeError("load_weights: the model is not built. Hint: pass input_shape=... "
                            "or call model.build(shape) first.")
-    _assign("load_weights", model, header, arrays)
+    _assign(f"load_weights: {os.fspath(path)!r}", model, header, arrays)
 
 
 def read_model(path) -> tuple[dict, dict]:
     """``(header, arrays)`` of a file written by :func:`save_model`; ``header["model"]`` is
-    the architecture config to build the model from (``fastcnn.load_model`` does that)."""
+    the architecture config to build the model from, inside :func:`rebuilding`
+    (``fastcnn.load_model`` does that)."""
     header, arrays = _read("load_model", path)
-    if header.get("format") != "fastcnn-model":
-        raise ValueError(f"load_model: {os.fspath(path)!r} holds {header.get('format')!r}, not "
+    if header["format"] != "fastcnn-model":
+        raise ValueError(f"load_model: {os.fspath(path)!r} holds {header['format']!r}, not "
                          f"a model. Hint: build the model and call model.load_weights(path).")
     return header, arrays
 
 
-def restore_model(model, header: dict, arrays: dict) -> None:
+# What a config from a file can provoke in constructors and ``build``: each becomes a
+# ValueError naming the file (RecursionError: absurdly nested configs).
+_CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError,
+                  OverflowError, RecursionError)
+
+
+@contextlib.contextmanager
+def rebuilding(path, header: dict, arrays: dict, what: str = "architecture config"):
+    """Context for rebuilding a model from ``header["model"]`` (any model class's
+    ``from_config``), or for any step driven by the file's ``header``.
+
+    Inside it, every weight and state array a layer creates is first compared with the
+    array of that name the file holds -- shape included, *before* it is allocated (a
+    config asking for ``Dense(units=10**12)`` fails here, allocating nothing). Any
+    error the file's contents provoke becomes a ValueError naming the file.
+    """
+    where = f"load_model: {os.fspath(path)!r}"
+    stored = {"weight": {n: arrays[f"param/{n}"].shape for n in header.get("weights", [])},
+              "state": {k: arrays[f"state/{k}"].shape for k in header.get("states", [])}}
+
+    def check(kind, name, shape):
+        if name not in stored[kind]:
+            raise npz_reader.FileFormatError(
+                f"{where}: its architecture creates the {kind} {name!r} (shape {shape}), "
+                f"which the file does not hold (its {kind}s: {sorted(stored[kind])[:6]}).")
+        if tuple(shape) != stored[kind][name]:
+            raise npz_reader.FileFormatError(
+                f"{where}: its architecture creates the {kind} {name!r} with shape {shape} "
+                f"but the file holds it with shape {stored[kind][name]}.")
+
+    try:
+        with checking_new_arrays(check):
+            yield
+    except npz_reader.FileFormatError:
+        raise
+    except _CONFIG_ERRORS as exc:
+        raise ValueError(f"{where}: its {what} cannot be used ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:300]}).") from None
+
+
+def restore_model(model, header: dict, arrays: dict, path="<arrays>") -> None:
     """Second half of loading: weights, statistics, compile settings and optimizer state
     from ``read_model``'s output into ``model``, freshly built from ``header["model"]``."""
-    _assign("load_model", model, header, arrays)
+    where = f"load_model: {os.fspath(path)!r}"
+    _assign(where, model, header, arrays)
     compile_config = header.get("compile")
-    if compile_config is not None:
+    if compile_config is None:
+        return
+    with rebuilding(path, header, arrays, what="compile settings"):
         model.compile(optimizer=compile_config["optimizer"], loss=compile_config["loss"],
                       metrics=compile_config["metrics"])
-        state: dict = {}
-        for key, value in arrays.items():
-            if key.startswith("optimizer/"):
-                pname, slot = key[len("optimizer/"):].rsplit("/", 1)
-                state.setdefault(pname, {})[slot] = value
-        model.optimizer.load_state_dict({"iterations": header["optimizer_iterations"],
+    shapes = {p.name: p.shape for p in model.parameters()}
+    state: dict = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer/"):
+            pname, slot = key[len("optimizer/"):].rsplit("/", 1)
+            if shapes.get(pname) != value.shape:       # checked now, not at the next fit
+                raise ValueError(f"{where}: optimizer state {key!r} has shape {value.shape} "
+                                 f"but the model's weight {pname!r} has "
+                                 f"{shapes.get(pname, 'no such weight')}.")
+            state.setdefault(pname, {})[slot] = value
+    with rebuilding(path, header, arrays, what="optimizer state"):
+        model.optimizer.load_state_dict({"iterations": header.get("optimizer_iterations", 0),
                                          "state": state})
 
 

@@ -25,6 +25,8 @@ fused activation (``Conv2D(..., activation="relu")``) after ``call``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import re
 
@@ -34,9 +36,35 @@ from fastcnn.common.validation import FLOAT_DTYPES, _is_int
 from fastcnn.nn.parameter import Parameter
 
 __all__ = ["Layer", "serialize", "deserialize", "get_layer_class", "normalize_shape",
-           "assign_unique_names"]
+           "assign_unique_names", "checking_new_arrays"]
 
 _REGISTRY: dict[str, type] = {}
+
+# While a model is rebuilt from a file, every weight and state array a layer asks for
+# is first shown to a check (``check(kind, full_name, shape)``, kind "weight" or
+# "state") that raises if the file does not hold an array of that name and shape --
+# *before* the array is allocated, so a config asking for Dense(units=10**12) is a
+# ValueError, not a 262 TiB allocation. A context variable, so threads loading
+# models concurrently do not see each other's checks.
+_ARRAY_CHECK: contextvars.ContextVar = contextvars.ContextVar("fastcnn_array_check",
+                                                              default=None)
+
+
+@contextlib.contextmanager
+def checking_new_arrays(check):
+    """Within the block, ``add_weight``/``add_state`` call ``check(kind, name, shape)``
+    before allocating (fastcnn.train.serialization uses it while loading)."""
+    token = _ARRAY_CHECK.set(check)
+    try:
+        yield
+    finally:
+        _ARRAY_CHECK.reset(token)
+
+
+def _check_new_array(kind: str, name: str, shape: tuple) -> None:
+    check = _ARRAY_CHECK.get()
+    if check is not None:
+        check(kind, name, shape)
 
 
 def _snake(name: str) -> str:
@@ -138,6 +166,7 @@ class Layer:
     def add_weight(self, short_name: str, shape, initializer, dtype, regularizer=None,
                    rng=None) -> Parameter:
         """Create a Parameter ``"<layer name>/<short_name>"`` from an initializer."""
+        _check_new_array("weight", f"{self.name}/{short_name}", tuple(shape))
         # rng=None lets a seeded initializer (HeNormal(seed=1)) use its own seed,
         # and an unseeded one the package-global generator (fastcnn.random.seed).
         data = initializer(tuple(shape), dtype=dtype, rng=rng)
@@ -147,6 +176,12 @@ class Layer:
                       trainable=self.trainable, regularizer=regularizer)
         self._params[short_name] = p
         return p
+
+    def add_state(self, key: str, shape, fill_value: float) -> np.ndarray:
+        """Create the non-trainable array ``state[key]`` (``np.full(shape, fill_value)``)."""
+        _check_new_array("state", f"{self.name}/{key}", tuple(shape))
+        self.state[key] = np.full(shape, fill_value, dtype=self.dtype)
+        return self.state[key]
 
     def build(self, input_shape, dtype=np.float32) -> None:
         """Create parameters for per-sample ``input_shape``; a no-op if already built

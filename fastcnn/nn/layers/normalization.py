@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from fastcnn import kernels
 from fastcnn.common.validation import check_float
 from fastcnn.nn import initializers
@@ -71,8 +69,8 @@ class BatchNormalization(Layer):
         c = input_shape[0]
         self.gamma = self.add_weight("gamma", (c,), initializers.get("ones"), self.dtype)
         self.beta = self.add_weight("beta", (c,), initializers.get("zeros"), self.dtype)
-        self.state["moving_mean"] = np.zeros(c, dtype=self.dtype)
-        self.state["moving_variance"] = np.ones(c, dtype=self.dtype)
+        self.add_state("moving_mean", (c,), 0.0)
+        self.add_state("moving_variance", (c,), 1.0)
 
     def call(self, x, training):
         out, self._cache = kernels.batchnorm_forward(
