@@ -13,7 +13,8 @@ File layout (``numpy.savez``, uncompressed, loaded with ``allow_pickle=False``):
 
 Files are written to a temporary file in the same directory and moved over the
 target with ``os.replace`` (atomic on POSIX and Windows): a crash mid-save leaves
-the old file intact, never half a file.
+the old file intact, never half a file. The temporary a killed save leaves behind is
+removed by the next save of the same target (:mod:`fastcnn.train.temp_files`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fastcnn.nn import losses
 from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, PReLU
 from fastcnn.nn.layers.base import _all_layers, checking_new_arrays
 from fastcnn.optim import optimizers
-from fastcnn.train import file_header, npz_reader
+from fastcnn.train import file_header, npz_reader, temp_files
 from fastcnn.train.file_header import FORMAT_VERSION
 
 __all__ = ["save_model", "read_model", "rebuilding", "restore_model", "save_weights",
@@ -45,7 +46,9 @@ def _header_array(header: dict) -> np.ndarray:
 def _write_atomic(path, arrays: dict) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastcnn-", suffix=".tmp", dir=directory)
+    temp_files.remove_stale_temps(path)     # left by saves killed mid-write
+    fd, tmp = tempfile.mkstemp(prefix=temp_files.temp_prefix(path), suffix=".tmp",
+                               dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
