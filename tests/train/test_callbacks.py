@@ -272,3 +272,83 @@ def test_callbacks_must_be_callbacks():
 def test_argument_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# ------------------------------------------------- ModelCheckpoint: issue 13, Keras surface
+
+def test_model_checkpoint_best_survives_a_second_fit(tmp_path):
+    """The audit: a second fit overwrote a checkpoint of loss 1.19 with one of 2.05e22,
+    because the best value was forgotten at every fit."""
+    model = dense_model()
+    ck = ModelCheckpoint(filepath=tmp_path / "best.npz", save_best_only=True)   # val_loss
+    feed(ck, model, [1.19])
+    saved = (tmp_path / "best.npz").read_bytes()
+    model.parameters()[0].data[...] += 1.0                # a different, worse model
+    feed(ck, model, [2.05e22, 3.0])                       # the next fit call
+    assert (tmp_path / "best.npz").read_bytes() == saved
+    assert ck.best == 1.19 and len(ck.saved) == 1
+    feed(ck, model, [0.5])                                # a real improvement is saved
+    assert ck.best == 0.5 and len(ck.saved) == 2
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the run diverges on purpose
+def test_model_checkpoint_keeps_best_through_a_diverging_fit(tmp_path):
+    x, y = blobs()
+    model = dense_model(SGD(learning_rate=0.05))
+    best = ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True)
+    every = ModelCheckpoint(tmp_path / "every.npz", monitor="loss")
+    model.fit(x, y, epochs=2, callbacks=[best, every], verbose=0, seed=0)
+    files = {name: (tmp_path / name).read_bytes() for name in ("best.npz", "every.npz")}
+    model.optimizer.set_learning_rate(1e30)
+    with pytest.warns(FastCNNWarning, match="not saved"):
+        model.fit(x, y, epochs=2, callbacks=[best, every], verbose=0, seed=0,
+                  explosion_guard=False)
+    for name, before in files.items():                    # neither replaced by NaN weights
+        assert (tmp_path / name).read_bytes() == before, name
+    assert np.isfinite(load_model(tmp_path / "every.npz").parameters()[0].data).all()
+
+
+@pytest.mark.parametrize("logs, reason", [
+    ({"loss": math.nan}, "loss is nan"),
+    ({"loss": 0.3, "val_loss": math.inf}, "val_loss is inf"),
+])
+def test_model_checkpoint_default_mode_skips_non_finite(tmp_path, logs, reason):
+    model = dense_model()
+    ck = ModelCheckpoint(tmp_path / "m.npz")
+    ck.set_model(model)
+    with pytest.warns(FastCNNWarning, match=f"epoch 3 not saved: {reason}"):
+        ck.on_epoch_end(2, logs)
+    assert not (tmp_path / "m.npz").exists() and ck.saved == []
+
+
+def test_model_checkpoint_skips_non_finite_moving_statistics(tmp_path):
+    from fastcnn.nn.layers import BatchNormalization
+    model = Sequential([Dense(3), BatchNormalization()], input_shape=(4,))
+    model.layers[1].state["moving_variance"][0] = np.inf
+    ck = ModelCheckpoint(tmp_path / "m.npz")
+    ck.set_model(model)
+    with pytest.warns(FastCNNWarning, match="the weights are not all finite"):
+        ck.on_epoch_end(0, {"loss": 0.1})
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_model_checkpoint_keras_arguments(tmp_path, capsys):
+    model = dense_model()
+    ck = ModelCheckpoint(filepath=tmp_path / "w.npz", monitor="val_accuracy", verbose=1,
+                         save_best_only=True, save_weights_only=True,
+                         initial_value_threshold=0.5)
+    assert ck.mode == "max" and ck.best == 0.5
+    feed(ck, model, [0.4, 0.75, 0.7], key="val_accuracy")
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["Epoch 1: val_accuracy did not improve from 0.50000",
+                   f"Epoch 2: val_accuracy improved from 0.50000 to 0.75000, saving model to "
+                   f"{tmp_path / 'w.npz'}",
+                   "Epoch 3: val_accuracy did not improve from 0.75000"]
+    with pytest.raises(ValueError, match="holds 'fastcnn-weights', not a model"):
+        load_model(tmp_path / "w.npz")
+    clone = dense_model()
+    clone.load_weights(tmp_path / "w.npz")
+    with pytest.raises(ValueError, match="verbose must be 0 or 1; got 'yes'"):
+        ModelCheckpoint(tmp_path / "x.npz", verbose="yes")
+    with pytest.raises(ValueError, match="initial_value_threshold must be a finite number"):
+        ModelCheckpoint(tmp_path / "x.npz", initial_value_threshold=math.nan)
