@@ -34,10 +34,8 @@ data, image/label count mismatch, labels out of range, an unreadable pickle) rai
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import pickle
 import shutil
 import tarfile
 import tempfile
@@ -45,6 +43,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+# NUM_CLASSES and read_idx are public names of this module too (they used to live here)
+from fastcnn.data.formats import NUM_CLASSES, check_labels, read_cifar_batch, read_idx  # noqa: F401
 
 __all__ = [
     "DatasetNotFoundError",
@@ -59,7 +60,6 @@ __all__ = [
     "default_data_dir",
 ]
 
-NUM_CLASSES = 10
 DOWNLOAD_TIMEOUT = 10.0  # seconds per connection attempt: fail fast when offline
 
 # ---------------------------------------------------------------------------------
@@ -190,56 +190,8 @@ def _not_found(where: str, name: str, directory: Path, files, sources: str, reas
 
 
 # ---------------------------------------------------------------------------------
-# IDX (MNIST, Fashion-MNIST)
+# IDX (MNIST, Fashion-MNIST); the file formats themselves are read in formats.py
 # ---------------------------------------------------------------------------------
-# The IDX header: two zero bytes, a type code, the number of dimensions, then one
-# big-endian uint32 per dimension, then the data in C order (big-endian).
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def _read_bytes(path: Path) -> bytes:
-    """The file's contents, gunzipped when the name ends in ``.gz``."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    except (OSError, EOFError) as exc:  # BadGzipFile is an OSError; truncation is EOFError
-        raise ValueError(f"{path}: not a valid gzip file ({exc}).") from exc
-
-
-def read_idx(path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into an array in native byte order.
-
-    Raises ``ValueError`` naming the file for a bad magic number, an unknown type
-    code, or a data size that disagrees with the header (truncated or trailing bytes).
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(
-            f"{path}: bad magic number {raw[:4].hex() or '(empty file)'}; an IDX file "
-            "starts with two zero bytes, a type code and the number of dimensions."
-        )
-    code, ndim = raw[2], raw[3]
-    if code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX type code 0x{code:02x} in the magic number.")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated header; {ndim} dims need {header} bytes, "
-                         f"the file has {len(raw)}.")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        what = "truncated" if found < expected else "has trailing bytes"
-        raise ValueError(f"{path}: data {what}; header dims {dims} need {expected} bytes, "
-                         f"found {found}.")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(
-        dtype.newbyteorder("="))
-
-
 def _find_idx(directory: Path, stem: str):
     """``stem.gz`` or ``stem`` in ``directory``, or None."""
     for candidate in (directory / (stem + ".gz"), directory / stem):
@@ -248,24 +200,12 @@ def _find_idx(directory: Path, stem: str):
     return None
 
 
-def _check_labels(path, labels: np.ndarray, count: int) -> np.ndarray:
-    if labels.ndim != 1:
-        raise ValueError(f"{path}: labels must be 1-D; got shape {labels.shape}.")
-    if labels.shape[0] != count:
-        raise ValueError(f"{path}: label count {labels.shape[0]} does not match the "
-                         f"image count {count}.")
-    if count and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"{path}: labels must lie in [0, {NUM_CLASSES - 1}]; got range "
-                         f"[{labels.min()}, {labels.max()}].")
-    return labels.astype(np.int64)
-
-
 def _load_idx_pair(images_path: Path, labels_path: Path, size: int):
     images = read_idx(images_path)
     if images.ndim != 3 or images.shape[1:] != (size, size) or images.dtype != np.uint8:
         raise ValueError(f"{images_path}: expected uint8 images of shape (N, {size}, {size}); "
                          f"got {images.dtype} {images.shape}.")
-    labels = _check_labels(labels_path, read_idx(labels_path), images.shape[0])
+    labels = check_labels(labels_path, read_idx(labels_path), images.shape[0])
     # uint8 -> [0, 1]: divide by 255 so the brightest pixel maps to exactly 1.0.
     x = images.reshape(-1, 1, size, size).astype(np.float32) / np.float32(255.0)
     return x, labels
@@ -319,51 +259,9 @@ def load_fashion_mnist(data_dir=None, download=None):
 # ---------------------------------------------------------------------------------
 # CIFAR-10 (Python pickle batches)
 # ---------------------------------------------------------------------------------
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickle plain containers and numpy arrays, nothing else.
-
-    ``pickle.load`` can run arbitrary code named in the file; the CIFAR batches only
-    need dicts, lists, bytes, str, ints and numpy arrays, so any other global is refused.
-    """
-
-    _ALLOWED = {"_reconstruct", "ndarray", "dtype", "scalar"}
-
-    def find_class(self, module, name):
-        if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles store bytes
-            return super().find_class(module, name)
-        if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray") \
-                and name in self._ALLOWED:
-            if module == "numpy.core.multiarray":  # pickled by numpy 1.x; renamed in 2.x
-                module = "numpy._core.multiarray" if hasattr(np, "_core") else module
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-
-
-def _read_cifar_batch(path: Path):
-    try:
-        with open(path, "rb") as f:
-            batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    except Exception as exc:  # UnpicklingError, EOFError, ValueError, ...
-        raise ValueError(f"{path}: not a readable CIFAR-10 pickle batch "
-                         f"({type(exc).__name__}: {exc}).") from exc
-    if not isinstance(batch, dict):
-        raise ValueError(f"{path}: expected a pickled dict; got {type(batch).__name__}.")
-    # Keys are bytes in the official (Python 2) files; accept str too.
-    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    for key in ("data", "labels"):
-        if key not in batch:
-            raise ValueError(f"{path}: missing key {key!r}; found {sorted(map(str, batch))}.")
-    data = np.asarray(batch["data"])
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
-        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072); "
-                         f"got {data.dtype} {data.shape}.")
-    labels = _check_labels(path, np.asarray(batch["labels"]), data.shape[0])
-    # Each row is 1024 red, then 1024 green, then 1024 blue values, row-major: NCHW as is.
-    return data.reshape(-1, 3, 32, 32), labels
-
-
 def _extract_cifar(archive: Path, directory: Path) -> None:
-    """Extract only ``cifar-10-batches-py/*`` regular files, via a temporary folder."""
+    """Extract only ``cifar-10-batches-py/*`` regular files, via a temporary folder;
+    files already in ``directory/cifar-10-batches-py`` are replaced one by one."""
     tmp = Path(tempfile.mkdtemp(prefix=".cifar-extract.", dir=directory))
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -371,9 +269,23 @@ def _extract_cifar(archive: Path, directory: Path) -> None:
                        if m.isfile() and m.name.startswith(CIFAR10_FOLDER + "/")
                        and ".." not in Path(m.name).parts]
             tar.extractall(tmp, members=members, filter="data")
-        os.replace(tmp / CIFAR10_FOLDER, directory / CIFAR10_FOLDER)
+        (directory / CIFAR10_FOLDER).mkdir(exist_ok=True)
+        for extracted in (tmp / CIFAR10_FOLDER).rglob("*"):
+            if extracted.is_file() and extracted.parent == tmp / CIFAR10_FOLDER:
+                os.replace(extracted, directory / CIFAR10_FOLDER / extracted.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _missing_batches(archive: Path, directory: Path, names) -> ValueError:
+    """The error for an archive that did not provide every batch file."""
+    folder = directory / CIFAR10_FOLDER
+    missing = [n for n in names if not (folder / n).is_file()]
+    return ValueError(
+        f"load_cifar10: {archive} is incomplete: after extracting it, "
+        f"{len(missing)} of the {len(names)} batch files are still missing from "
+        f"{folder}: {', '.join(missing)}. Hint: delete {archive} and load again to "
+        f"download a fresh copy (or extract the complete archive there yourself).")
 
 
 def load_cifar10(data_dir=None, download=None):
@@ -410,9 +322,11 @@ def load_cifar10(data_dir=None, download=None):
             raise _not_found(where, "cifar10", base, wanted, sources,
                              f"the download failed ({exc})") from exc
         directory = batch_dir()
-    train = [_read_cifar_batch(directory / n) for n in CIFAR10_TRAIN_BATCHES]
+        if directory is None:       # the archive lacked some batch files
+            raise _missing_batches(archive, base, names)
+    train = [read_cifar_batch(directory / n) for n in CIFAR10_TRAIN_BATCHES]
     xs, ys = zip(*train)
-    x_test, y_test = _read_cifar_batch(directory / CIFAR10_TEST_BATCH)
+    x_test, y_test = read_cifar_batch(directory / CIFAR10_TEST_BATCH)
     scale = np.float32(255.0)
     return ((np.concatenate(xs).astype(np.float32) / scale, np.concatenate(ys)),
             (x_test.astype(np.float32) / scale, y_test))

@@ -311,3 +311,51 @@ def test_cifar_download_extracts_only_batch_files(tmp_path, monkeypatch):
     assert sorted(p.name for p in target.iterdir()) == ["cifar-10-batches-py",
                                                         "cifar-10-python.tar.gz"]
     assert list(tmp_path.rglob("planted.txt")) == []
+
+
+def _serve_archive(monkeypatch, blob):
+    monkeypatch.setattr(datasets, "CIFAR10_MD5", hashlib.md5(blob).hexdigest())
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(blob))
+
+
+@pytest.mark.parametrize("present", [("data_batch_1", "data_batch_2"), ()])
+def test_cifar_archive_missing_batch_files_is_a_clear_error(tmp_path, monkeypatch, present):
+    """Issue 13: an archive holding only some batch files gave
+    ``TypeError: unsupported operand type(s) for /: 'NoneType' and 'str'``."""
+    import tarfile
+
+    src = tmp_path / "src"
+    write_cifar(src, np.random.default_rng(10), n=2)
+    archive = tmp_path / "partial.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in present:
+            tar.add(src / "cifar-10-batches-py" / name, arcname=f"cifar-10-batches-py/{name}")
+        if not present:                  # an archive with the folder but no batch at all
+            tar.add(src / "cifar-10-batches-py" / "data_batch_1", arcname="other/file")
+    _serve_archive(monkeypatch, archive.read_bytes())
+    target = tmp_path / "target"
+    n_missing = 6 - len(present)
+    with pytest.raises(ValueError, match=rf"load_cifar10: .*cifar-10-python.tar.gz is "
+                                         rf"incomplete: after extracting it, {n_missing} of "
+                                         rf"the 6 batch files are still missing from .*"
+                                         rf"test_batch\. Hint: delete"):
+        datasets.load_cifar10(data_dir=target, download=True)
+
+
+def test_cifar_archive_completes_a_partial_folder(tmp_path, monkeypatch):
+    """A folder holding some batches already is completed from the archive (the
+    extraction replaces files one by one instead of failing on a non-empty folder)."""
+    import tarfile
+
+    src = tmp_path / "src"
+    write_cifar(src, np.random.default_rng(11), n=2)
+    archive = tmp_path / "full.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    _serve_archive(monkeypatch, archive.read_bytes())
+    target = tmp_path / "target" / "cifar-10-batches-py"
+    target.mkdir(parents=True)
+    (target / "data_batch_1").write_bytes((src / "cifar-10-batches-py" / "data_batch_1")
+                                          .read_bytes())
+    (x_tr, _), (x_te, _) = datasets.load_cifar10(data_dir=tmp_path / "target", download=True)
+    assert x_tr.shape == (10, 3, 32, 32) and x_te.shape == (2, 3, 32, 32)
