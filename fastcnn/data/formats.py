@@ -11,6 +11,7 @@ sizes are compared with the bytes present first), and never code run from a pick
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import pickle
 import zlib
@@ -97,13 +98,25 @@ def check_labels(path, labels: np.ndarray, count: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # CIFAR-10 (Python pickle batches)
 # ---------------------------------------------------------------------------------
-class _NumpyOnlyUnpickler(pickle.Unpickler):
+def _reconstruct_empty(subtype, shape, dtype):
+    """NumPy's ``_reconstruct``, for the only call a pickled array makes: an empty
+    placeholder (``shape == (0,)``) that ``__setstate__`` then fills from the file's
+    bytes (checking their length). Any other shape would allocate from the file's
+    numbers -- a damaged or hostile pickle could ask for terabytes."""
+    if not isinstance(shape, tuple) or math.prod(shape) != 0:
+        raise pickle.UnpicklingError(f"refusing numpy _reconstruct with shape {shape!r}")
+    return np.ndarray.__new__(subtype, shape, dtype)
+
+
+class _NumpyOnlyUnpickler(pickle._Unpickler):
     """Unpickle plain containers and numpy arrays, nothing else.
 
     ``pickle.load`` can run arbitrary code named in the file; the CIFAR batches only
     need dicts, lists, bytes, str, ints and numpy arrays, so any other global is refused.
-    (An array's ``__setstate__`` checks its data length against its shape before
-    allocating, so a damaged shape cannot ask for more memory than the file holds.)
+    The pure-Python unpickler (``pickle._Unpickler``) is used on purpose: the C one
+    sizes its memo table from indices in the file (a damaged ``LONG_BINPUT`` index
+    allocates gigabytes); this one keeps a dict. It reads from memory (``BytesIO``),
+    where a damaged length can only return the bytes present.
     """
 
     _ALLOWED = {"_reconstruct", "ndarray", "dtype", "scalar"}
@@ -113,6 +126,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray") \
                 and name in self._ALLOWED:
+            if name == "_reconstruct":
+                return _reconstruct_empty
             if module == "numpy.core.multiarray":  # pickled by numpy 1.x; renamed in 2.x
                 module = "numpy._core.multiarray" if hasattr(np, "_core") else module
             return super().find_class(module, name)
@@ -131,8 +146,7 @@ def read_cifar_batch(path):
     """One CIFAR-10 batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+        batch = _NumpyOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except Exception as exc:  # UnpicklingError, EOFError, ValueError, MemoryError, ...
         raise ValueError(f"{path}: not a readable CIFAR-10 pickle batch "
                          f"({type(exc).__name__}: {exc}).") from exc
