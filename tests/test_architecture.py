@@ -52,7 +52,6 @@ MAX_FUNCTION_LINES = 60
 
 #: (path relative to the package, function name or None for the module) -> why it is longer
 EXCEPTIONS: dict[tuple[str, str | None], str] = {
-    ("data/datasets.py", None): "being split with the file-reader hardening (issue 13)",
     ("tools/bench/report.py", None): "being split with the fit benchmark (issue 9)",
     ("tools/bench/report.py", "_steps_section"): "being split with the fit benchmark",
     ("tools/bench/report.py", "run_report"): "being split with the fit benchmark",

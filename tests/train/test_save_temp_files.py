@@ -14,9 +14,7 @@ import pytest
 from fastcnn.nn.layers import Dense
 from fastcnn.train import temp_files
 from fastcnn.train.model import Sequential, load_model
-from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _helpers import subprocess_env
 
 
 def small_model():
@@ -28,8 +26,7 @@ def temps(directory):
 
 
 KILLED_SAVE = textwrap.dedent("""
-    import os, sys, time
-    sys.path.insert(0, {root!r})
+    import os, time
     from fastcnn.nn.layers import Dense
     from fastcnn.train.model import Sequential
     os.fsync = lambda fd: (print("writing", flush=True), time.sleep(600))   # hang mid-save
@@ -40,8 +37,8 @@ KILLED_SAVE = textwrap.dedent("""
 @pytest.mark.skipif(os.name == "nt", reason="kill -9 of a POSIX process")
 def test_save_killed_mid_write_leaves_a_temp_that_the_next_save_removes(tmp_path):
     target = str(tmp_path / "model.npz")
-    child = subprocess.Popen([sys.executable, "-c", KILLED_SAVE.format(root=ROOT, target=target)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_SAVE.format(target=target)],
+                             stdout=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         assert child.stdout.readline().strip() == "writing"
         assert len(temps(tmp_path)) == 1                 # the half-written temporary

@@ -26,7 +26,6 @@ from hypothesis import strategies as st  # noqa: E402
 from fastcnn.data.formats import read_cifar_batch, read_idx  # noqa: E402
 from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, Flatten  # noqa: E402
 from fastcnn.train.model import Sequential, load_model  # noqa: E402
-from _model_helpers import seeded_numpy_backend  # noqa: E402,F401  (autouse fixture)
 
 #: Allocation allowed to a reader beyond the file's own size (NumPy/zip bookkeeping).
 ALLOWANCE = 8 * 2**20

@@ -12,7 +12,7 @@ import pytest
 
 from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, Flatten, ReLU
 from fastcnn.train.model import Sequential, load_model
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
+from _model_helpers import make_blobs
 
 
 @pytest.fixture(scope="module")
