@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-# NUM_CLASSES and read_idx are public names of this module too (they used to live here)
-from fastcnn.data.formats import NUM_CLASSES, check_labels, read_cifar_batch, read_idx  # noqa: F401
+# read_idx (in __all__) is a public name of this module too: it used to live here
+from fastcnn.data.formats import check_labels, read_cifar_batch, read_idx
 
 __all__ = [
     "DatasetNotFoundError",
