@@ -1,6 +1,7 @@
 """Saving and loading models: one ``.npz`` file, no pickle.
 
-File layout (``numpy.savez``, uncompressed, loaded with ``allow_pickle=False``)::
+File layout (written by ``numpy.savez``, uncompressed; read back as untrusted input by
+:mod:`fastcnn.train.npz_reader` and :mod:`fastcnn.train.file_header`, never unpickling)::
 
     __fastcnn__                 uint8 bytes of a JSON header:
                                 {"format": "fastcnn-model" | "fastcnn-weights", "version": 1,
