@@ -17,6 +17,8 @@ COMMANDS = {
     "verify": ("fastcnn.tools.verify", "check every available backend against the NumPy reference"),
     "bench": ("fastcnn.tools.bench", "time the kernels per backend vs the machine, NumPy and PyTorch"),
     "train": ("fastcnn.cli.train", "train a CNN (default: the built-in digits)"),
+    "search": ("fastcnn.cli.search", "random search for lr and L2 strength, coarse to fine; "
+                                     "ensemble of the best"),
 }
 
 
