@@ -73,6 +73,7 @@ _LAZY_MODULES = {
     "verify": "fastcnn.tools.verify",
     "bench": "fastcnn.tools.bench",
     "config": "fastcnn.tools.config",
+    "tuning": "fastcnn.tuning",
 }
 
 
@@ -95,7 +96,7 @@ __all__ = [
     # modules
     "augment", "callbacks", "datasets", "diagnostics", "models", "zoo", "gradcheck",
     "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
-    "regularizers", "schedules", "plot", "testing",
+    "regularizers", "schedules", "plot", "testing", "tuning",
     # models and training
     "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",

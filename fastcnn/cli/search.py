@@ -188,6 +188,9 @@ def _prepare(args, cfg):
 
 
 def _run(args) -> int:
+    # As in `fastcnn train`: idle OpenMP threads must not spin-wait on a shared machine
+    # (only effective before the compiled kernels load; inherited by local workers).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cfg = _check_args(args)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     build, (x, y), val, (x_test, y_test) = _prepare(args, cfg)

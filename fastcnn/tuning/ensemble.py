@@ -43,7 +43,10 @@ class Ensemble:
     """
 
     def __init__(self, models, method: str = "mean_prob"):
-        models = list(models) if not isinstance(models, (str, bytes)) else []
+        if isinstance(models, (str, bytes)) or not hasattr(models, "__iter__"):
+            raise TypeError(f"Ensemble: models must be a list of trained models; got "
+                            f"{type(models).__name__}.")
+        models = list(models)
         if not models:
             raise ValueError("Ensemble: models must be a non-empty list of trained models; "
                              "got an empty list.")

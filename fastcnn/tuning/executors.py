@@ -38,6 +38,8 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from threadpoolctl import threadpool_limits
+
 from fastcnn.kernels._dispatch import set_num_threads
 from fastcnn.tuning.trial import TrialSpec, _new_record, run_trial
 
@@ -76,7 +78,10 @@ _WORKER_STATE: dict = {}          # set once per worker process by _init_worker
 
 def _init_worker(config, data, threads: int) -> None:
     """Runs once in each new worker: keep the search's data, pin the thread counts."""
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415 - only in workers
+    # Idle OpenMP threads spin-wait by default, which makes kernels many times slower
+    # when other processes (the other workers) use the cores. Read when the OpenMP
+    # runtime loads, i.e. at this worker's first kernel call, after this line.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     set_num_threads(threads)
     # The limit object must stay alive, or BLAS goes back to its own thread count.
     _WORKER_STATE.update(config=config, data=data, threads=threads,
@@ -268,12 +273,15 @@ class DaskExecutor:
         Seconds the whole search may take; unfinished trials are then cancelled and
         reported as failed.
 
-    The data are sent to every worker once (``client.scatter(broadcast=True)``) and
-    ``build`` travels with cloudpickle, so lambdas and closures work.
+    The data are sent to each worker once, and ``build`` travels with cloudpickle, so
+    lambdas and closures work. Only as many trials as the cluster has threads are
+    submitted at a time, so none waits on a busy worker. A worker that dies is
+    replaced by its nanny and its trial rescheduled by the scheduler, up to
+    ``distributed.scheduler.allowed-failures`` times; then it is reported failed.
     """
 
     def __init__(self, client, threads_per_trial=1, timeout=None):
-        import distributed  # noqa: PLC0415 - optional dependency (fastcnn[distributed])
+        import distributed  # optional (fastcnn[distributed]): only when used
         self._owns_client = isinstance(client, str)
         if self._owns_client:
             client = distributed.Client(client, timeout=30)
@@ -292,33 +300,56 @@ class DaskExecutor:
         return f"DaskExecutor({self.client!r}, threads_per_trial={self.threads_per_trial})"
 
     def run(self, config, data, specs):
-        import distributed  # noqa: PLC0415 - optional dependency (fastcnn[distributed])
-        client, token = self.client, uuid.uuid4().hex[:8]
-        data_future = client.scatter(data, broadcast=True, hash=False)
-        futures = {client.submit(run_trial, config, data_future, spec, self.threads_per_trial,
-                                 key=f"fastcnn-trial-{token}-{spec.stage}-{spec.index}",
-                                 pure=False): spec
-                   for spec in specs}
-        finished = set()
+        import distributed  # optional (fastcnn[distributed]): only when used
+
+        from fastcnn.tuning import _dask  # imports distributed: only when used
+        client, token = self.client, uuid.uuid4().hex[:12]
+        plugin = f"fastcnn-data-{token}"
+        client.register_plugin(_dask.SearchData(token, data), name=plugin)
+        queue, running = list(specs), {}           # running: future -> spec
+        completed = distributed.as_completed(timeout=self.timeout)
+
+        def submit():
+            # Only as many trials in flight as the cluster has threads now (a dead
+            # worker's are gone until its nanny restarts it): no trial waits in a
+            # worker's queue, where a crash of the running trial would count against
+            # it too (Dask charges a death to every task on the lost worker).
+            width = self.slots
+            while queue and len(running) < width:
+                spec = queue[0]
+                future = client.submit(_dask.run_trial_on_worker, config, token, spec,
+                                       self.threads_per_trial, pure=False,
+                                       key=f"fastcnn-trial-{token}-{spec.stage}-{spec.index}")
+                running[future] = queue.pop(0)
+                completed.add(future)
+
         try:
-            for future in distributed.as_completed(futures, timeout=self.timeout):
-                spec = futures[future]
-                finished.add(future)
-                if future.status == "finished":
-                    yield future.result()
-                    continue
-                # "error": its workers kept dying (KilledWorker); or "cancelled"
-                why = repr(future.exception()) if future.status == "error" else future.status
-                yield failed_record(spec, f"Dask could not run this trial: {why}")
+            submit()
+            for future in completed:
+                spec = running.pop(future)
+                record = self._record(future, spec)
+                # Drop Dask's copy of the result: were its worker to die now, Dask
+                # would otherwise train this trial again to restore it.
+                future.release()
+                yield record
+                submit()
         except TimeoutError:
-            for future, spec in futures.items():
-                if future not in finished:
-                    yield failed_record(spec, f"timed out: the search took longer than "
-                                              f"{self.timeout:g} s (timeout)")
+            for spec in list(running.values()) + queue:
+                yield failed_record(spec, f"timed out: the search took longer than "
+                                          f"{self.timeout:g} s (timeout)")
         finally:
-            client.cancel(list(futures) + [data_future])
+            client.cancel(list(running))
+            client.unregister_worker_plugin(plugin)
             if self._owns_client:
                 client.close()
+
+    @staticmethod
+    def _record(future, spec) -> dict:
+        if future.status == "finished":
+            return future.result()
+        # "error": its workers kept dying (KilledWorker); or "cancelled"
+        why = repr(future.exception()) if future.status == "error" else future.status
+        return failed_record(spec, f"Dask could not run this trial: {why}")
 
 
 def get_executor(executor):

@@ -37,8 +37,8 @@ def plot_search(results, x_param: str, y_param: str, path, title: str | None = N
     in every trial or is not a parameter of the search.
     """
     # matplotlib is heavy to import: only searches that plot pay for it.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     names = results.param_names()
     for name in (x_param, y_param):

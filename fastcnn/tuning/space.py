@@ -150,7 +150,7 @@ class Choice(Distribution):
 
     def __init__(self, options):
         if isinstance(options, (str, bytes)) or not hasattr(options, "__iter__"):
-            raise ValueError(f"Choice: options must be a list of values; got {options!r}.")
+            raise TypeError(f"Choice: options must be a list of values; got {options!r}.")
         options = list(options)
         if not options:
             raise ValueError("Choice: options must hold at least one value; got [].")

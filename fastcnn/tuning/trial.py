@@ -153,8 +153,8 @@ def _new_record(spec: TrialSpec) -> dict:
     return {"stage": spec.stage, "index": spec.index, "params": dict(spec.params),
             "seed": spec.seed, "status": "failed", "val_loss": math.nan,
             "val_accuracy": math.nan, "epochs": 0, "time": 0.0, "first_loss": None,
-            "diverged": None, "error": None, "traceback": None, "history": {}, "worker": os.getpid(),
-            "model": None}
+            "diverged": None, "error": None, "traceback": None, "history": {},
+            "worker": os.getpid(), "model": None}
 
 
 def _train(config: TrialConfig, data: TrialData, spec: TrialSpec, record: dict) -> None:
