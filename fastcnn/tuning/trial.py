@@ -152,7 +152,8 @@ def model_from_bytes(data: bytes):
 def _new_record(spec: TrialSpec) -> dict:
     return {"stage": spec.stage, "index": spec.index, "params": dict(spec.params),
             "seed": spec.seed, "status": "failed", "val_loss": math.nan,
-            "val_accuracy": math.nan, "epochs": 0, "time": 0.0, "first_loss": None,
+            "val_accuracy": math.nan, "epochs": 0, "time": 0.0, "cpu_time": 0.0,
+            "first_loss": None,
             "diverged": None, "error": None, "traceback": None, "history": {},
             "worker": os.getpid(), "model": None}
 
@@ -194,14 +195,15 @@ def run_trial(config: TrialConfig, data: TrialData, spec: TrialSpec,
     -------
     dict
         ``stage, index, params, seed, status ("ok" | "diverged" | "failed"), val_loss,
-        val_accuracy`` (of the last epoch run), ``epochs`` (run), ``time`` (seconds),
+        val_accuracy`` (of the last epoch run), ``epochs`` (run), ``time`` (wall-clock
+        seconds), ``cpu_time`` (CPU seconds of the process, all threads),
         ``first_loss, diverged`` (see :class:`AbortOnDivergence`), ``error`` (for
         failed trials), ``history`` (per-epoch values), ``worker`` (process id) and
         ``model`` (``.npz`` bytes of an "ok" trial's model, or None).
     """
     record = _new_record(spec)
     threads = threads or get_num_threads()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with _TRIAL_LOCK, use_num_threads(threads), threadpool_limits(threads), \
             np.errstate(all="ignore"), warnings.catch_warnings():
         # Search trials are meant to explore bad settings: their overflow and
@@ -214,4 +216,7 @@ def run_trial(config: TrialConfig, data: TrialData, spec: TrialSpec,
             record["error"] = f"{type(exc).__name__}: {exc}"
             record["traceback"] = traceback.format_exc(limit=8)
     record["time"] = time.perf_counter() - start
+    # CPU seconds of this process (all its threads): well below `time` when the
+    # trial waited for cores that other processes held
+    record["cpu_time"] = time.process_time() - cpu_start
     return record
