@@ -37,6 +37,7 @@ LAYERS = {
 #: defers (a function-level import of anything else inside fastcnn is a layering smell)
 DEFERRABLE = {
     "fastcnn.tools.plot": "matplotlib",
+    "fastcnn.tuning._dask": "dask.distributed (optional: fastcnn[distributed])",
 }
 
 #: modules exempt from the import rules for now, and why (an entry whose module no longer

@@ -5,19 +5,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from _helpers import subprocess_env
 from fastcnn.cli import main
 from fastcnn.tuning import SearchResults
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_coarse_then_fine_on_two_workers(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     proc = subprocess.run([sys.executable, "-m", "fastcnn", "search", "--trials", "4",
                            "--epochs", "1", "--refine", "2", "--fine-epochs", "1",
                            "--top-k", "2", "--ensemble", "2", "--workers", "2",
