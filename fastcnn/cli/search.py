@@ -209,7 +209,7 @@ def _run(args) -> int:
                                      **common)
     say(coarse.table(10))
     fine_space = None
-    if args.refine:
+    if args.refine and coarse.top(1):            # a fine stage needs a finished trial
         fine_space = coarse.refine(top_k=args.top_k)
         say(f"fine space: {fine_space}")
         fine = random_search(build, fine_space, x, y, trials=args.refine,
@@ -224,6 +224,10 @@ def _run(args) -> int:
 def _report(args, cfg, results, fine_space, out, test, search_seconds) -> int:
     """Score the best model and the top-k ensemble on the test set; write the files."""
     x_test, y_test = test
+    if not results.top(1):
+        print(f"{PROG}: no trial finished ({results.counts}): every one diverged or failed. "
+              f"Hint: narrow --lr-range towards smaller rates.", file=sys.stderr, flush=True)
+        return 1
     best = results.model()
     best_loss, best_acc = best.evaluate(x_test, y_test, batch_size=256)
     k = min(args.ensemble, len(results.top(args.ensemble)))

@@ -136,7 +136,7 @@ class SearchResults:
         """One row per trial, best first; parameters as columns. Returns the path."""
         path = os.fspath(path)
         columns = ["rank", "stage", "index", "status", "val_accuracy", "val_loss", "epochs",
-                   "time", "seed", "worker"]
+                   "time", "cpu_time", "seed", "worker"]
         names = self.param_names()
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)

@@ -69,3 +69,10 @@ def test_bad_options_are_one_line_errors(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("python -m fastcnn search: error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_search_where_every_trial_diverges_says_so(tmp_path, capsys):
+    assert main(["search", "--trials", "2", "--epochs", "1", "--workers", "0", "--quiet",
+                 "--lr-range", "50,100", "--out", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no trial finished" in err[0] and "'diverged': 2" in err[0]
