@@ -124,6 +124,8 @@ class LocalExecutor:
         How often a trial whose worker died is run again before it is reported failed.
     trial_timeout : float, optional
         Seconds a trial may run; its worker is then killed and it is reported failed.
+        Counted from submission, so a fresh worker's start-up (about a second, more on
+        a busy machine) is included.
     """
 
     def __init__(self, workers=None, threads_per_worker=None, start_method="spawn",

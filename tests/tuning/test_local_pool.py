@@ -59,9 +59,11 @@ def test_a_trial_that_always_kills_its_worker_is_reported_and_only_it(tmp_path):
 
 
 def test_a_hung_trial_is_killed_after_trial_timeout(tmp_path):
-    pool = LocalExecutor(workers=2, threads_per_worker=1, trial_timeout=5)
+    # The clock starts at submission, so it includes a fresh worker's start-up, which
+    # takes several seconds on a busy machine: 20 s leaves the "ok" trials room.
+    pool = LocalExecutor(workers=2, threads_per_worker=1, trial_timeout=20)
     records = _run(pool, ["ok", "hang", "ok"], tmp_path)
-    assert records[1]["status"] == "failed" and "timed out after 5 s" in records[1]["error"]
+    assert records[1]["status"] == "failed" and "timed out after 20 s" in records[1]["error"]
     assert records[0]["status"] == records[2]["status"] == "ok"
 
 
