@@ -41,6 +41,7 @@ EXTENSIONS = {
         "sources": [
             "fastcnn/kernels/cython/_kernels.pyx",
             "csrc/fc_im2col.c",
+            "csrc/fc_conv.c",
             "csrc/fc_maxpool.c",
             "csrc/fc_batchnorm.c",
             "csrc/fc_info.c",
@@ -48,7 +49,9 @@ EXTENSIONS = {
         "depends": [
             "csrc/include/fastcnn/fastcnn.h",
             "csrc/fc_omp.h",
+            "csrc/fc_window.h",
             "csrc/fc_im2col_impl.h",
+            "csrc/fc_conv_impl.h",
             "csrc/fc_maxpool_impl.h",
             "csrc/fc_batchnorm_impl.h",
             "fastcnn/kernels/cython/_csrc.pxd",

@@ -25,13 +25,18 @@
  * fc_batchnorm_impl.h); ignored without OpenMP (then a plain serial sum) */
 #define FC_OMP_SIMD_SUM(s) FC_PRAGMA(omp simd reduction(+ : s))
 #define FC_OMP_SIMD_SUM2(a, b) FC_PRAGMA(omp simd reduction(+ : a, b))
+/* FC_OMP_PARALLEL_FOR_DYNAMIC whose iterations OR their int status into `status` */
+#define FC_OMP_PARALLEL_FOR_DYNAMIC_STATUS(n, status) \
+    FC_PRAGMA(omp parallel for schedule(dynamic) num_threads(n) reduction(| : status))
 #else
 static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_thread_num(void) { return 0; }
 #define FC_OMP_SIMD_SUM(s)
 #define FC_OMP_SIMD_SUM2(a, b)
 /* serial build: the thread count is unused (a statement, so it sits where the pragma was) */
 #define FC_OMP_PARALLEL_FOR(n) (void)(n);
 #define FC_OMP_PARALLEL_FOR_DYNAMIC(n) (void)(n);
+#define FC_OMP_PARALLEL_FOR_DYNAMIC_STATUS(n, status) (void)(n);
 #endif
 
 /* Threads worth starting for `work` independent items: never more than items, >= 1. */

@@ -1,9 +1,9 @@
 """The kernel API: validate once, make inputs contiguous, dispatch to a backend.
 
 Every function here has the same name and meaning in every backend module
-(``reference``, ``numba_backend``, ``cython_backend``); this module is the only
+(``reference``, ``numba.backend``, ``cython.backend``); this module is the only
 place that checks arguments, so the backends (and the C code under them) may
-assume valid, C-contiguous, same-dtype input. See DESIGN.md, "Kernel API".
+assume valid, C-contiguous, same-dtype input. See docs/architecture.md, "Kernel API".
 
 =============================================================  ====================
 call                                                           returns
@@ -30,9 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastcnn.kernels import _dispatch as _backend
-from fastcnn.kernels.geometry import WindowGeometry
+from fastcnn.kernels.geometry import WindowGeometry, parse_padding
 from fastcnn.common.validation import (
-    MAX_WINDOW_INT,
     _is_int,
     as_float_array,
     check_float,
@@ -77,21 +76,6 @@ class KernelCache:
 def _current():
     name = _backend.get_backend()
     return name, _backend.backend_module(name)
-
-
-def parse_padding(where: str, padding) -> tuple[int, int, int, int]:
-    """``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))`` -> (top, bottom, left, right)."""
-    if (isinstance(padding, (tuple, list)) and len(padding) == 2
-            and all(isinstance(p, (tuple, list)) for p in padding)):
-        flat = [v for p in padding for v in p]
-        if len(flat) != 4 or not all(_is_int(v) and 0 <= v <= MAX_WINDOW_INT for v in flat):
-            raise ValueError(
-                f"{where}: padding must be an int, an (h, w) pair or ((top, bottom), "
-                f"(left, right)) of non-negative ints up to 2**31 - 1; got {padding!r}."
-            )
-        return tuple(int(v) for v in flat)
-    ph, pw = to_pair(where, "padding", padding, minimum=0)
-    return ph, ph, pw, pw
 
 
 def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel"):

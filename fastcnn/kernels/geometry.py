@@ -1,16 +1,19 @@
 """Output-size formulas and window geometry: the only place they live.
 
 A sliding window (a convolution kernel or a pooling window) of size ``KH x KW``
-moves over an input plane of size ``H x W`` with stride ``(SH, SW)``. The input
-is conceptually padded with ``pad_top`` rows above, ``pad_bottom`` below,
-``pad_left`` columns on the left and ``pad_right`` on the right. Then::
+moves over an input plane of size ``H x W`` with stride ``(SH, SW)``. Its taps may be
+spread out by a dilation ``(DH, DW)``: tap ``(i, j)`` reads the pixel ``i*DH`` rows and
+``j*DW`` columns from the window's corner, so the window spans ``(KH - 1)*DH + 1`` rows
+(dilation 1 = a dense window). The input is conceptually padded with ``pad_top`` rows
+above, ``pad_bottom`` below, ``pad_left`` columns on the left and ``pad_right`` on the
+right. Then::
 
-    OH = (H + pad_top + pad_bottom - KH) // SH + 1
-    OW = (W + pad_left + pad_right - KW) // SW + 1
+    OH = (H + pad_top + pad_bottom - ((KH - 1)*DH + 1)) // SH + 1
+    OW = (W + pad_left + pad_right - ((KW - 1)*DW + 1)) // SW + 1
 
-Output position ``(oh, ow)`` covers input rows ``oh*SH - pad_top ... + KH - 1``
-and columns ``ow*SW - pad_left ... + KW - 1`` (floor mode: a window that would
-run past the padded input is dropped, as in PyTorch and Keras "valid").
+Output position ``(oh, ow)``, tap ``(i, j)`` reads input row ``oh*SH - pad_top + i*DH``
+and column ``ow*SW - pad_left + j*DW`` (floor mode: a window that would run past the
+padded input is dropped, as in PyTorch and Keras "valid").
 
 Symmetric padding (the kernel API's ``padding=p`` or ``(ph, pw)``) is the case
 ``pad_top == pad_bottom`` and ``pad_left == pad_right``. Keras' ``"same"`` with
@@ -24,14 +27,22 @@ right padding only decide ``OH``/``OW``, here, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["WindowGeometry", "output_size", "same_padding"]
+import numpy as np
+
+from fastcnn.common.validation import MAX_WINDOW_INT, _is_int, to_pair
+
+__all__ = ["WindowGeometry", "ConvCase", "output_size", "same_padding", "parse_padding",
+           "is_pointwise", "is_pool2x2"]
 
 
-def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
-    """Number of window positions along one axis: ``(size + pads - kernel) // stride + 1``."""
-    return (size + pad_before + pad_after - kernel) // stride + 1
+def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
+                dilation: int = 1) -> int:
+    """Number of window positions along one axis:
+    ``(size + pads - ((kernel - 1)*dilation + 1)) // stride + 1``."""
+    span = (kernel - 1) * dilation + 1
+    return (size + pad_before + pad_after - span) // stride + 1
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -44,6 +55,21 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
+
+
+def parse_padding(where: str, padding) -> tuple[int, int, int, int]:
+    """``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))`` -> (top, bottom, left, right)."""
+    if (isinstance(padding, (tuple, list)) and len(padding) == 2
+            and all(isinstance(p, (tuple, list)) for p in padding)):
+        flat = [v for p in padding for v in p]
+        if len(flat) != 4 or not all(_is_int(v) and 0 <= v <= MAX_WINDOW_INT for v in flat):
+            raise ValueError(
+                f"{where}: padding must be an int, an (h, w) pair or ((top, bottom), "
+                f"(left, right)) of non-negative ints up to 2**31 - 1; got {padding!r}."
+            )
+        return tuple(int(v) for v in flat)
+    ph, pw = to_pair(where, "padding", padding, minimum=0)
+    return ph, ph, pw, pw
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,8 @@ class WindowGeometry:
         Strides.
     pad_top, pad_bottom, pad_left, pad_right : int
         Zero padding (convolution) or -inf padding (max pooling) per side.
+    dh, dw : int
+        Dilation: distance between two taps of the window (1 = dense).
     oh, ow : int
         Output height and width (computed once, here).
     """
@@ -76,14 +104,16 @@ class WindowGeometry:
     pad_bottom: int
     pad_left: int
     pad_right: int
+    dh: int = 1
+    dw: int = 1
 
     @property
     def oh(self) -> int:
-        return output_size(self.h, self.kh, self.sh, self.pad_top, self.pad_bottom)
+        return output_size(self.h, self.kh, self.sh, self.pad_top, self.pad_bottom, self.dh)
 
     @property
     def ow(self) -> int:
-        return output_size(self.w, self.kw, self.sw, self.pad_left, self.pad_right)
+        return output_size(self.w, self.kw, self.sw, self.pad_left, self.pad_right, self.dw)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -94,13 +124,103 @@ class WindowGeometry:
         """Shape of the im2col matrix: ``(C*KH*KW, N*OH*OW)``."""
         return (self.c * self.kh * self.kw, self.n * self.oh * self.ow)
 
-    def with_batch(self, n: int) -> "WindowGeometry":
-        """The same geometry for a batch of ``n`` images (used for chunking)."""
-        return WindowGeometry(
-            n, self.c, self.h, self.w, self.kh, self.kw, self.sh, self.sw,
-            self.pad_top, self.pad_bottom, self.pad_left, self.pad_right,
-        )
-
     @property
     def is_symmetric(self) -> bool:
         return self.pad_top == self.pad_bottom and self.pad_left == self.pad_right
+
+
+def is_pointwise(g: WindowGeometry) -> bool:
+    """A 1x1 window, stride 1, no padding: every output pixel sees exactly its own input
+    pixel, so a convolution is ``w2 @ x[n]`` per image with ``x[n]`` seen as (C, H*W) (its
+    own im2col matrix; dilation is irrelevant for a single tap)."""
+    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) == (
+        1, 1, 1, 1, 0, 0, 0, 0)
+
+
+def is_pool2x2(g: WindowGeometry) -> bool:
+    """2x2 dense windows, stride 2, no padding on top/left, and no window touching the
+    bottom/right padding (``2*OH <= H``, ``2*OW <= W``): the windows tile the input without
+    overlapping (floor mode drops an odd last row/column), the case of the fast 2x2 pools."""
+    window = (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh, g.dw)
+    return window == (2, 2, 2, 2, 0, 0, 1, 1) and 2 * g.oh <= g.h and 2 * g.ow <= g.w
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One named convolution problem: ``x (n, c, h, w)``, ``w (f, c/groups, kh, kw)``, a
+    bias, and the stride, padding and dilation as the kernel API takes them (an int or an
+    ``(h, w)`` pair; padding also ``((top, bottom), (left, right))``).
+
+    The one description shared by the test grid (:mod:`fastcnn.testing`, which checks
+    kernels case by case) and the benchmarks (``fastcnn/tools/bench``, which time them).
+    """
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    f: int
+    kh: int
+    kw: int
+    stride: int | tuple = 1
+    padding: int | tuple = 0
+    dilation: int | tuple = 1
+    groups: int = 1
+    note: str = ""
+    kernel: str = field(default="conv2d", init=False)
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def w_shape(self) -> tuple[int, int, int, int]:
+        return (self.f, self.c // self.groups, self.kh, self.kw)
+
+    @property
+    def geometry(self) -> WindowGeometry:
+        sh, sw = to_pair(self.name, "stride", self.stride)
+        dh, dw = to_pair(self.name, "dilation", self.dilation)
+        top, bottom, left, right = parse_padding(self.name, self.padding)
+        return WindowGeometry(self.n, self.c, self.h, self.w, self.kh, self.kw, sh, sw,
+                              top, bottom, left, right, dh, dw)
+
+    def describe(self) -> str:
+        """The arguments, as a failing check reports them."""
+        extra = (f" dilation={self.dilation}" if self.dilation != 1 else "") + (
+            f" groups={self.groups}" if self.groups != 1 else "")
+        return (f"x.shape={self.x_shape} w.shape={self.w_shape} stride={self.stride} "
+                f"padding={self.padding}{extra}")
+
+    @property
+    def shape_text(self) -> str:
+        """A one-line summary for benchmark tables."""
+        g = self.geometry
+        pad = (f"pad {g.pad_top}" if g.is_symmetric and g.pad_top == g.pad_left
+               else f"pad {g.pad_top},{g.pad_bottom},{g.pad_left},{g.pad_right}")
+        extra = (f" d{self.dilation}" if self.dilation != 1 else "") + (
+            f" g{self.groups}" if self.groups != 1 else "")
+        return (f"N={self.n} {self.c}->{self.f} {self.h}x{self.w} {self.kh}x{self.kw}"
+                f" s{self.stride} {pad}{extra}")
+
+    @property
+    def size(self) -> int:
+        """Elements in x, w and b: decides whether a gradient check is cheap."""
+        return int(np.prod(self.x_shape) + np.prod(self.w_shape) + self.f)
+
+    @property
+    def forward_flops(self) -> int:
+        """``2 * N*F*(C/groups)*KH*KW*OH*OW``: one multiply and one add per term."""
+        g = self.geometry
+        return 2 * g.n * self.f * (g.c // self.groups) * g.kh * g.kw * g.oh * g.ow
+
+    def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
+        """x ~ N(0, 1), w ~ N(0, 1/fan_in) so outputs are O(1) (float32 error stays
+        relative), b ~ N(0, 1)."""
+        fan_in = self.c // self.groups * self.kh * self.kw
+        return {
+            "x": rng.standard_normal(self.x_shape).astype(dtype),
+            "w": (rng.standard_normal(self.w_shape) / np.sqrt(fan_in)).astype(dtype),
+            "b": rng.standard_normal(self.f).astype(dtype),
+        }

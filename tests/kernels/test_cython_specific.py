@@ -16,6 +16,7 @@ import pytest
 
 from fastcnn import kernels as K
 from fastcnn.kernels import _dispatch as B
+from fastcnn.kernels.geometry import is_pointwise
 from fastcnn.tools.testing import assert_close
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_conv_1x1_path_matches_reference(dtype, rng):
     w = rng.standard_normal((70, 7, 1, 1)).astype(dtype)   # > one GEMM column block of dw
     b = rng.standard_normal(70).astype(dtype)
     g = K._window_geometry("t", x.shape, 1, 1, 1, 0)
-    assert cython_backend._is_1x1(g)
+    assert is_pointwise(g)
     for ref, got in zip(*_conv_both(x, w, b, 1, 0)):
         assert_close(got, ref, dtype=dtype)   # the central tolerance table
 
@@ -58,7 +59,7 @@ def test_conv_1x1_path_matches_reference(dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_one_image_blocks_matches_reference(dtype, rng, monkeypatch):
     # A tiny block budget forces one image per block: the GEMMs then write out[n] and read
-    # dout[n] directly, and dw sums 7 groups of one image each.
+    # dout[n] directly, and dw sums 7 runs of one image each.
     monkeypatch.setattr(cython_backend, "BLOCK_BYTES", 1)
     x = rng.standard_normal((7, 3, 9, 8)).astype(dtype)
     w = rng.standard_normal((4, 3, 3, 2)).astype(dtype)
@@ -70,12 +71,11 @@ def test_conv_one_image_blocks_matches_reference(dtype, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("max_groups", [1, 3, 8])
-def test_conv_multi_image_blocks_and_groups_match_reference(dtype, max_groups, rng,
-                                                             monkeypatch):
+@pytest.mark.parametrize("max_runs", [1, 3, 8])
+def test_conv_multi_image_blocks_and_runs_match_reference(dtype, max_runs, rng, monkeypatch):
     # 5x5 outputs: 11 images per block; N = 50 -> 5 blocks, the last one short; with
-    # max_groups 3 the groups hold 1 or 2 blocks (dw accumulates with beta = 1).
-    monkeypatch.setattr(cython_backend, "MAX_GROUPS", max_groups)
+    # max_runs 3 the runs hold 1 or 2 blocks (dw accumulates with beta = 1).
+    monkeypatch.setattr(cython_backend, "MAX_RUNS", max_runs)
     x = rng.standard_normal((50, 3, 5, 5)).astype(dtype)
     w = rng.standard_normal((6, 3, 3, 3)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)

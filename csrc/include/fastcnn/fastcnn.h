@@ -4,11 +4,15 @@
  * Every kernel exists twice, for float (_f32) and double (_f64); the bodies are written
  * once in csrc/fc_*_impl.h and instantiated by csrc/fc_*.c (the FC_T / FC_NAME trick).
  *
- * Conventions (DESIGN.md, STYLE.md section 4.4):
+ * One family per file: fc_im2col.c (im2col, col2im), fc_conv.c (convolution: the blocked
+ * im2col + GEMM algorithm), fc_maxpool.c, fc_batchnorm.c.
+ *
+ * Conventions (docs/architecture.md, "Kernel contract"):
  *   - layout NCHW, C-contiguous; batch norm sees x as (N, C, L) with L = H*W (or 1);
  *   - all sizes and indices are fc_index_t (int64_t): tensors over 2^31 elements work;
  *   - argument order: const inputs, outputs, sizes, geometry, n_threads;
- *   - outputs are fully overwritten (nothing accumulates across calls);
+ *   - every output is fully overwritten: a kernel never adds into what the caller passed
+ *     (where a comment below says "+=", the sum starts from 0 inside the same call);
  *   - inputs are valid (the Python dispatcher validates once); kernels never print,
  *     never allocate (except where a comment says why) and return FC_OK, or FC_EINVAL
  *     for an impossible geometry (a defensive check: reaching Python it is a bug).
@@ -36,16 +40,19 @@ typedef int64_t fc_index_t;
 #define FC_EINVAL 1
 
 /*
- * Sliding-window geometry on an (n, c, h, w) input: window kh x kw, strides sh, sw.
- * Only the top/left padding and the output size enter the C code: output (oh, ow)
- * covers input rows oh*sh - pad_top ... + kh - 1 and columns ow*sw - pad_left ... + kw - 1;
- * bottom/right padding only decided oh/ow (fastcnn/_shapes.py, WindowGeometry).
+ * Sliding-window geometry on an (n, c, h, w) input: window kh x kw, strides sh, sw,
+ * dilations dh, dw (window tap (i, j) reads the pixel i*dh rows and j*dw columns from the
+ * window's corner; 1 = a dense window). Only the top/left padding and the output size
+ * enter the C code: output (oh, ow), tap (i, j) reads input row oh*sh - pad_top + i*dh and
+ * column ow*sw - pad_left + j*dw; bottom/right padding only decided oh/ow
+ * (fastcnn/kernels/geometry.py, WindowGeometry).
  */
 typedef struct fc_geom {
     fc_index_t n, c, h, w;
     fc_index_t kh, kw, sh, sw;
     fc_index_t pad_top, pad_left;
     fc_index_t oh, ow;
+    fc_index_t dh, dw;
 } fc_geom;
 
 /* The defensive check every window kernel starts with (Python validated the arguments
@@ -55,33 +62,66 @@ static inline int fc_geom_is_valid(const fc_geom *g)
 {
     return g->n >= 0 && g->c >= 1 && g->h >= 1 && g->w >= 1 && g->kh >= 1 && g->kw >= 1 &&
            g->sh >= 1 && g->sw >= 1 && g->oh >= 1 && g->ow >= 1 && g->pad_top >= 0 &&
-           g->pad_left >= 0;
+           g->pad_left >= 0 && g->dh >= 1 && g->dw >= 1;
 }
+
+/*
+ * How the blocked convolution (fc_conv2d_fwd / fc_conv2d_bwd) cuts its work; chosen by
+ * fastcnn/kernels/cython/backend.py from the geometry only (never the thread count):
+ *   f       output channels F (w is (F, C/groups, KH, KW));
+ *   groups  channel groups: input channels [g*C/G, (g+1)*C/G) feed only output channels
+ *           [g*F/G, (g+1)*F/G) (1 = an ordinary convolution);
+ *   nb      images per block;
+ *   slot    workspace elements per thread: (C*KH*KW + F) * nb*OH*OW (0 on the 1x1 path);
+ *   is_1x1  1 for a 1x1 kernel, stride 1, no padding: x[n] seen as (C, H*W) is its own
+ *           column matrix (no im2col; nb must be 1).
+ */
+typedef struct fc_conv_plan {
+    fc_index_t f, groups, nb, slot;
+    int is_1x1;
+} fc_conv_plan;
+
+/* A BLAS ?gemm with the Fortran calling convention (every argument by pointer, matrices
+ * column-major), e.g. scipy.linalg.cython_blas.sgemm / dgemm handed over by the Cython
+ * layer: the C code never links a BLAS itself. It must be safe to call from several
+ * threads at once and should run single-threaded (the caller limits BLAS's own threads). */
+typedef void (*fc_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                            float *a, int *lda, float *b, int *ldb, float *beta, float *c,
+                            int *ldc);
+typedef void (*fc_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                            double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                            int *ldc);
 
 /* Build information: 1 when compiled with OpenMP, and omp_get_max_threads() (or 1). */
 int fc_openmp_enabled(void);
 int fc_max_threads(void);
 
-#define FC_DECLARE_KERNELS(SUF, T)                                                            \
-    /* cols[(c*KH+i)*KW+j, (n*OH+oh)*OW+ow] = x_pad[n, c, oh*SH+i, ow*SW+j] (0 in padding)  \
+#define FC_DECLARE_KERNELS(SUF, T, GEMM)                                                          \
+    /* cols[(c*KH+i)*KW+j, (n*OH+oh)*OW+ow] = x_pad[n, c, oh*SH+i*DH, ow*SW+j*DW] (0 in    \
+       padding)
        cols: (C*KH*KW, N*OH*OW).  fc_im2col.c */                                             \
     int fc_im2col_##SUF(const T *FC_RESTRICT x, T *FC_RESTRICT cols, const fc_geom *g,       \
                         int n_threads);                                                      \
-    /* adjoint of im2col: x = 0; x_pad[n, c, oh*SH+i, ow*SW+j] += cols[...]  */               \
+    /* adjoint of im2col: x = 0; x_pad[n, c, oh*SH+i*DH, ow*SW+j*DW] += cols[...]  */         \
     int fc_col2im_##SUF(const T *FC_RESTRICT cols, T *FC_RESTRICT x, const fc_geom *g,       \
                         int n_threads);                                                      \
-    /* out[n, f, p] = buf[f, n*P + p] + b[f]   (buf: (F, N*P), out: (N, F, P)) */             \
-    int fc_conv_scatter_bias_##SUF(const T *FC_RESTRICT buf, const T *FC_RESTRICT b,         \
-                                   T *FC_RESTRICT out, fc_index_t n, fc_index_t f,           \
-                                   fc_index_t p, int n_threads);                             \
-    /* out[n, f, p] += b[f]   (in place; the 1x1 path) */                                    \
-    int fc_conv_add_bias_##SUF(const T *FC_RESTRICT b, T *FC_RESTRICT out, fc_index_t n,     \
-                               fc_index_t f, fc_index_t p, int n_threads);                   \
-    /* buf[f, n*P + p] = dout[n, f, p] (if buf != NULL);  db_acc[f] += sum_{n,p} dout[n,f,p] \
-       (in double, in n-then-p order) */                                                     \
-    int fc_conv_gather_dout_##SUF(const T *FC_RESTRICT dout, T *FC_RESTRICT buf,             \
-                                  double *FC_RESTRICT db_acc, fc_index_t n, fc_index_t f,    \
-                                  fc_index_t p, int n_threads);                              \
+    /* out[n, f] = b[f] + sum_{c in f's group, i, j} w[f, c', i, j] x_pad[n, c, oh*SH+i*DH,  \
+       ow*SW+j*DW]: im2col + GEMM over blocks of p->nb images, one OpenMP thread per block \
+       in its own workspace slot work[t*slot ...].  fc_conv.c */                             \
+    int fc_conv2d_fwd_##SUF(const T *FC_RESTRICT x, const T *FC_RESTRICT w,                  \
+                            const T *FC_RESTRICT b, T *FC_RESTRICT out, T *FC_RESTRICT work,  \
+                            const fc_geom *g, const fc_conv_plan *p, GEMM gemm,              \
+                            int n_threads);                                                  \
+    /* db = sum dout (double); dw = sum_n dout[n] @ cols[n].T; dx = col2im(W2.T @ dout)     \
+       (dx untouched when need_dx == 0). The blocks are split into n_parts fixed runs;     \
+       run r sums into dw_parts[r] (F*C/G*KH*KW) and db_parts[r] (F), then the runs are    \
+       added in order: the same bits for any n_threads.  fc_conv.c */                        \
+    int fc_conv2d_bwd_##SUF(const T *FC_RESTRICT dout, const T *FC_RESTRICT x,               \
+                            const T *FC_RESTRICT w, T *FC_RESTRICT dx, T *FC_RESTRICT dw,    \
+                            double *FC_RESTRICT db, T *FC_RESTRICT dw_parts,                 \
+                            double *FC_RESTRICT db_parts, fc_index_t n_parts,                \
+                            T *FC_RESTRICT work, const fc_geom *g, const fc_conv_plan *p,    \
+                            int need_dx, GEMM gemm, int n_threads);                          \
     /* y[n,c,oh,ow] = max over the window (padding never a candidate); argmax = h*W + w      \
        of the first maximum in row-major window order; a NaN wins.  fc_maxpool.c */          \
     int fc_maxpool2d_fwd_##SUF(const T *FC_RESTRICT x, T *FC_RESTRICT y,                     \
@@ -122,8 +162,8 @@ int fc_max_threads(void);
                                fc_index_t n, fc_index_t c, fc_index_t l, int training,       \
                                int n_threads);
 
-FC_DECLARE_KERNELS(f32, float)
-FC_DECLARE_KERNELS(f64, double)
+FC_DECLARE_KERNELS(f32, float, fc_sgemm_fn)
+FC_DECLARE_KERNELS(f64, double, fc_dgemm_fn)
 
 #undef FC_DECLARE_KERNELS
 

@@ -12,29 +12,47 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
         fc_index_t kh, kw, sh, sw
         fc_index_t pad_top, pad_left
         fc_index_t oh, ow
+        fc_index_t dh, dw
+
+    ctypedef struct fc_conv_plan:
+        fc_index_t f, groups, nb, slot
+        int is_1x1
+
+    ctypedef void (*fc_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                                 float *alpha, float *a, int *lda, float *b, int *ldb,
+                                 float *beta, float *c, int *ldc) noexcept nogil
+    ctypedef void (*fc_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                                 double *alpha, double *a, int *lda, double *b, int *ldb,
+                                 double *beta, double *c, int *ldc) noexcept nogil
 
     int FC_OK
 
     int fc_openmp_enabled() noexcept
     int fc_max_threads() noexcept
 
-    # im2col / col2im and the conv helpers (csrc/fc_im2col_impl.h)
+    # im2col / col2im (csrc/fc_im2col_impl.h)
     int fc_im2col_f32(const float *x, float *cols, const fc_geom *g, int n_threads) noexcept
     int fc_im2col_f64(const double *x, double *cols, const fc_geom *g, int n_threads) noexcept
     int fc_col2im_f32(const float *cols, float *x, const fc_geom *g, int n_threads) noexcept
     int fc_col2im_f64(const double *cols, double *x, const fc_geom *g, int n_threads) noexcept
-    int fc_conv_scatter_bias_f32(const float *buf, const float *b, float *out, fc_index_t n,
-                                 fc_index_t f, fc_index_t p, int n_threads) noexcept
-    int fc_conv_scatter_bias_f64(const double *buf, const double *b, double *out, fc_index_t n,
-                                 fc_index_t f, fc_index_t p, int n_threads) noexcept
-    int fc_conv_add_bias_f32(const float *b, float *out, fc_index_t n, fc_index_t f,
-                             fc_index_t p, int n_threads) noexcept
-    int fc_conv_add_bias_f64(const double *b, double *out, fc_index_t n, fc_index_t f,
-                             fc_index_t p, int n_threads) noexcept
-    int fc_conv_gather_dout_f32(const float *dout, float *buf, double *db_acc, fc_index_t n,
-                                fc_index_t f, fc_index_t p, int n_threads) noexcept
-    int fc_conv_gather_dout_f64(const double *dout, double *buf, double *db_acc, fc_index_t n,
-                                fc_index_t f, fc_index_t p, int n_threads) noexcept
+
+    # convolution (csrc/fc_conv_impl.h)
+    int fc_conv2d_fwd_f32(const float *x, const float *w, const float *b, float *out,
+                          float *work, const fc_geom *g, const fc_conv_plan *p,
+                          fc_sgemm_fn gemm, int n_threads) noexcept
+    int fc_conv2d_fwd_f64(const double *x, const double *w, const double *b, double *out,
+                          double *work, const fc_geom *g, const fc_conv_plan *p,
+                          fc_dgemm_fn gemm, int n_threads) noexcept
+    int fc_conv2d_bwd_f32(const float *dout, const float *x, const float *w, float *dx,
+                          float *dw, double *db, float *dw_parts, double *db_parts,
+                          fc_index_t n_parts, float *work, const fc_geom *g,
+                          const fc_conv_plan *p, int need_dx, fc_sgemm_fn gemm,
+                          int n_threads) noexcept
+    int fc_conv2d_bwd_f64(const double *dout, const double *x, const double *w, double *dx,
+                          double *dw, double *db, double *dw_parts, double *db_parts,
+                          fc_index_t n_parts, double *work, const fc_geom *g,
+                          const fc_conv_plan *p, int need_dx, fc_dgemm_fn gemm,
+                          int n_threads) noexcept
 
     # max pooling (csrc/fc_maxpool_impl.h)
     int fc_maxpool2d_fwd_f32(const float *x, float *y, fc_index_t *argmax, const fc_geom *g,

@@ -4,7 +4,8 @@ Same functions, signatures and results as :mod:`fastcnn.kernels.reference` (the 
 tested against it). Inputs arrive validated, C-contiguous and of one dtype (float32 or
 float64) from :mod:`fastcnn.kernels`; outputs have the input dtype. This module allocates
 the outputs, handles empty batches (no C call ever sees an empty array) and builds the
-caches; ``fastcnn/kernels/_cython/_kernels.pyx`` releases the GIL and calls C.
+caches; ``fastcnn/kernels/cython/_kernels.pyx`` releases the GIL and calls C, where the
+algorithms live (``csrc/``; convolution in ``csrc/fc_conv_impl.h``).
 
 Convolution design (OpenMP over images, thread-private workspace, single-threaded BLAS)
 ------------------------------------------------------------------------------------------
@@ -18,9 +19,9 @@ One OpenMP thread does a whole block in its own workspace slot with single-threa
 - backward: ``cols = im2col(x[blk])``, ``dW_g (+)= dout[blk] @ cols.T``, ``db_g +=
   sum(dout[blk])`` (double), ``cols = W2.T @ dout[blk]``, ``dx[blk] = col2im(cols)``.
 
-The blocks are split into ``G = min(blocks, MAX_GROUPS)`` fixed groups of consecutive
-blocks; a group's partial ``dW_g``/``db_g`` is accumulated in block order by one thread
-and the partials are summed in group order at the end. Forward and dx are per-image
+The blocks are split into ``R = min(blocks, MAX_RUNS)`` fixed runs of consecutive
+blocks; a run's partial ``dW_r``/``db_r`` is accumulated in block order by one thread
+and the partials are summed in run order at the end. Forward and dx are per-image
 independent. Nothing depends on the thread count, so results are bitwise identical for
 any number of threads (tested in tests/kernels/test_cython_specific.py). Why not BLAS's own
 threads: OpenBLAS's threaded GEMM gives different bits for 1 and 2 threads on some shapes,
@@ -28,7 +29,7 @@ and many small per-block GEMMs are not worth splitting; BLAS is limited to one t
 threadpoolctl during the call (no oversubscription).
 
 Workspace: ``n_threads`` slots of one block's ``cols`` + ``buf`` (``(C*KH*KW + F) * nb*OH*OW``
-elements each) plus the ``G`` partials of dW (``G * F*C*KH*KW``): bounded by the thread
+elements each) plus the ``R`` partials of dW (``R * F*C*KH*KW``): bounded by the thread
 count and the layer's size, never by N. The slots are kept between calls (reused, so no
 page faults on fresh memory every call; see ``_take``).
 
@@ -48,7 +49,7 @@ import contextlib
 import numpy as np
 
 from fastcnn.kernels import _dispatch as _backend
-from fastcnn.kernels.geometry import WindowGeometry
+from fastcnn.kernels.geometry import WindowGeometry, is_pointwise, is_pool2x2
 from fastcnn.kernels.cython import _kernels  # ImportError here = extension not built -> backend missing
 
 NAME = "cython"
@@ -56,17 +57,15 @@ NAME = "cython"
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
     "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
-    "backend_info", "WORKSPACE_BYTES", "conv_chunk_images", "maxpool_argmax",
+    "backend_info", "conv_chunk_images", "maxpool_argmax",
 ]
 
 #: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
 BLOCK_BYTES = 8 * 2**20
 #: Images are grouped into a block until its GEMMs have about this many columns.
 GEMM_MIN_COLUMNS = 256
-#: Number of dW partials (groups of blocks) in the backward; fixed, not the thread count.
-MAX_GROUPS = 8
-#: Reported budget: what the slots of 2 threads and the partials of the bench layers need.
-WORKSPACE_BYTES = 64 * 2**20
+#: Number of dW partials (runs of blocks) in the backward; fixed, not the thread count.
+MAX_RUNS = 8
 
 _INT32_MAX = 2**31 - 1   # scipy's BLAS takes 32-bit int dimensions
 _controller = None
@@ -108,17 +107,12 @@ def _blas_threads(n: int):
     return _controller.limit(limits=n, user_api="blas")
 
 
-def _is_1x1(g: WindowGeometry) -> bool:
-    return (g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.pad_top == 0
-            and g.pad_bottom == 0 and g.pad_left == 0 and g.pad_right == 0)
-
-
 def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
     """Images per conv block ``nb``: ``ceil(GEMM_MIN_COLUMNS / (OH*OW))`` (so a GEMM has
     enough columns to run well), at most what fits :data:`BLOCK_BYTES` (``(C*KH*KW + F) *
     OH*OW`` elements per image), at least 1, at most N. 1 for the 1x1 path (x[n] is its own
     column matrix). Depends on the geometry only, never on the thread count."""
-    if _is_1x1(g):
+    if is_pointwise(g):
         return 1
     p = g.oh * g.ow
     per_image = (g.c * g.kh * g.kw + f) * p * itemsize
@@ -147,7 +141,7 @@ def _conv_plan(g: WindowGeometry, f: int, dtype):
     number of blocks, for :func:`conv2d_forward` / :func:`conv2d_backward`."""
     nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize)
     p = g.oh * g.ow
-    slot = 0 if _is_1x1(g) else (g.c * g.kh * g.kw + f) * nb * p
+    slot = 0 if is_pointwise(g) else (g.c * g.kh * g.kw + f) * nb * p
     nblocks = -(-g.n // nb)
     _check_blas_dims("conv2d", columns=nb * p, rows=g.c * g.kh * g.kw)
     return nb, slot, nblocks
@@ -187,7 +181,7 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     work = _take("conv_work", nt * slot, x.dtype)
     try:
         with _blas_threads(1):
-            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, _is_1x1(g), nt)
+            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, 1, is_pointwise(g), nt)
     finally:
         _give("conv_work", work)
     return out, (x, w, g)
@@ -208,26 +202,20 @@ def conv2d_backward(dout, cache, need_dx=True):
         return (dx if need_dx else None), dw, db.astype(dout.dtype)
     nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
     nb, slot, nblocks = _conv_plan(g, f, x.dtype)
-    groups = min(nblocks, MAX_GROUPS)
+    runs = min(nblocks, MAX_RUNS)
     work = _take("conv_work", nt * slot, x.dtype)
-    parts = _take("conv_dw_parts", groups * w.size, x.dtype)
-    db_parts = np.zeros((groups, f), dtype=np.float64)
+    parts = _take("conv_dw_parts", runs * w.size, x.dtype)
+    db_parts = np.empty((runs, f), dtype=np.float64)
     try:
         with _blas_threads(1):
             _kernels.conv2d_backward(dout, x, w, dx, dw, db,
-                                     parts[:groups * w.size].reshape(groups, w.size),
-                                     db_parts, work, slot, g, nb, _is_1x1(g), nt, need_dx)
+                                     parts[:runs * w.size].reshape(runs, w.size),
+                                     db_parts, work, slot, g, nb, 1, is_pointwise(g), nt,
+                                     need_dx)
     finally:
         _give("conv_work", work)
         _give("conv_dw_parts", parts)
     return (dx if need_dx else None), dw, db.astype(dout.dtype)
-
-
-def _is_pool2x2(g: WindowGeometry) -> bool:
-    """2x2 windows, stride 2, no padding on top/left: the windows tile the input (floor
-    mode drops an odd last row/column) and never overlap."""
-    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left) == (2, 2, 2, 2, 0, 0) and \
-        2 * g.oh <= g.h and 2 * g.ow <= g.w
 
 
 def maxpool2d_forward(x, g: WindowGeometry):
@@ -236,7 +224,7 @@ def maxpool2d_forward(x, g: WindowGeometry):
     traffic than an int64 index; otherwise the winner's flat index ``h*W + w`` (int64).
     :func:`maxpool_argmax` turns either into the flat index of the reference."""
     out = np.empty((g.n, g.c, g.oh, g.ow), dtype=x.dtype)
-    if _is_pool2x2(g):
+    if is_pool2x2(g):
         code = np.empty(out.shape, dtype=np.int8)
         if g.n > 0:
             _kernels.maxpool2x2_forward(x, out, code, g, _threads(x.size))

@@ -1,7 +1,7 @@
 """Numba backend: the kernels of :mod:`fastcnn.kernels.reference`, compiled with Numba.
 
 Same functions, same arguments, same results (see the reference for the maths);
-the jitted loops live in ``_numba_conv.py``, ``_numba_pool.py`` and ``_numba_norm.py``
+the jitted loops live in ``numba/conv.py``, ``numba/pool.py`` and ``numba/norm.py``
 and this module does the orchestration: thread count, chunking, BLAS calls.
 
 How it is fast:
@@ -37,7 +37,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 
 from fastcnn.kernels import _dispatch as _backend
-from fastcnn.kernels.geometry import WindowGeometry
+from fastcnn.kernels.geometry import WindowGeometry, is_pointwise, is_pool2x2
 from fastcnn.kernels.numba import conv as _conv
 from fastcnn.kernels.numba import norm as _norm
 from fastcnn.kernels.numba import pool as _pool
@@ -144,12 +144,6 @@ def _single_threaded_blas():
         yield
 
 
-def _is_pointwise(g: WindowGeometry) -> bool:
-    """1x1 kernel, stride 1, no padding: the convolution is ``w2 @ x[n]`` per image."""
-    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) == (
-        1, 1, 1, 1, 0, 0, 0, 0)
-
-
 # --------------------------------------------------------------------------- im2col
 
 
@@ -195,7 +189,7 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
         return out, (x, w, g)
-    pointwise = _is_pointwise(g)
+    pointwise = is_pointwise(g)
     rows = _tile_rows(g, x.itemsize)
     tiled = rows < g.oh and not pointwise
     with _threads(g.n * f * g.oh * g.ow * k // 16), _single_threaded_blas():
@@ -226,7 +220,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     dw64 = np.zeros((f, k), dtype=np.float64)
     nb = min(g.n, _chunk(f * k, dtype.itemsize))
     parts = _buffer("dw_parts", nb * f * k, dtype).reshape(nb, f, k)
-    pointwise = _is_pointwise(g)
+    pointwise = is_pointwise(g)
     rows = _tile_rows(g, dtype.itemsize)
     tiled = rows < g.oh and not pointwise
     with _threads(g.n * f * g.oh * g.ow * k // 16), _single_threaded_blas():
@@ -252,8 +246,7 @@ def maxpool2d_forward(x, g: WindowGeometry):
     argmax = np.empty(out.shape, dtype=np.int64)
     if out.size:
         with _threads(x.size):
-            if (g.kh, g.kw, g.sh, g.sw) == (2, 2, 2, 2) and g.is_symmetric and \
-                    g.pad_top == 0 and g.pad_left == 0:
+            if is_pool2x2(g):
                 _pool.maxpool_forward_2x2_kernel(x, out, argmax)
             else:
                 _pool.maxpool_forward_kernel(x, out, argmax, g.kh, g.kw, g.sh, g.sw,

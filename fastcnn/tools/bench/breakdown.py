@@ -46,8 +46,7 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
     """Phase times in ms of ``case``'s forward + backward on ``backend`` (see module doc).
 
     The chunk is the backend's own when it says (``conv_chunk_images(geometry, F,
-    itemsize)``), else sized by ``chunk_bytes``, which defaults to the backend module's
-    ``COLUMN_BUDGET_BYTES`` or ``WORKSPACE_BYTES``, else :data:`DEFAULT_CHUNK_BYTES`.
+    itemsize)``), else sized by ``chunk_bytes`` (default :data:`DEFAULT_CHUNK_BYTES`).
     """
     module = backend_module(backend)
     g = case.geometry
@@ -58,8 +57,7 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
         n_chunk = int(module.conv_chunk_images(g, case.f, itemsize))
     else:
         if chunk_bytes is None:
-            chunk_bytes = getattr(module, "COLUMN_BUDGET_BYTES",
-                                  getattr(module, "WORKSPACE_BYTES", DEFAULT_CHUNK_BYTES))
+            chunk_bytes = DEFAULT_CHUNK_BYTES
         n_chunk = chunk_bytes // (k * per_image * itemsize)
     n_chunk = int(max(1, min(g.n, n_chunk)))
     scale = g.n / n_chunk

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastcnn import kernels
-from fastcnn.kernels.geometry import WindowGeometry, same_padding
+from fastcnn.kernels.geometry import ConvCase, WindowGeometry, same_padding
 from fastcnn.kernels._dispatch import use_backend
 
 __all__ = [
@@ -33,43 +33,6 @@ __all__ = [
     "get_case", "make_inputs", "kernel_callable", "kernel_outputs", "gemm_callable",
     "work", "check_outputs",
 ]
-
-
-@dataclass(frozen=True)
-class ConvCase:
-    """``conv2d`` on x ``(N, C, H, W)`` with w ``(F, C, KH, KW)`` and a bias."""
-
-    name: str
-    n: int
-    c: int
-    h: int
-    w: int
-    f: int
-    kh: int
-    kw: int
-    stride: int = 1
-    padding: object = 0            # int, (ph, pw) or ((top, bottom), (left, right))
-    note: str = ""
-    kernel: str = field(default="conv2d", init=False)
-
-    @property
-    def geometry(self) -> WindowGeometry:
-        top, bottom, left, right = kernels.parse_padding("bench", self.padding)
-        return WindowGeometry(self.n, self.c, self.h, self.w, self.kh, self.kw,
-                              self.stride, self.stride, top, bottom, left, right)
-
-    @property
-    def shape_text(self) -> str:
-        g = self.geometry
-        pad = (f"pad {g.pad_top}" if g.is_symmetric and g.pad_top == g.pad_left
-               else f"pad {g.pad_top},{g.pad_bottom},{g.pad_left},{g.pad_right}")
-        return (f"N={self.n} {self.c}->{self.f} {self.h}x{self.w} {self.kh}x{self.kw}"
-                f" s{self.stride} {pad}")
-
-    @property
-    def forward_flops(self) -> int:
-        g = self.geometry
-        return 2 * g.n * self.f * g.c * g.kh * g.kw * g.oh * g.ow
 
 
 @dataclass(frozen=True)
@@ -117,24 +80,24 @@ class BatchNormCase:
 #: Every named preset, in report order. The first three convolutions, the MNIST
 #: layers, the pools and the batch norms are the ones BENCHMARKS.md sets targets for.
 CASES = {c.name: c for c in [
-    ConvCase("conv3x3_64_32", 64, 64, 32, 32, 64, 3, 3, 1, 1, "target"),
-    ConvCase("conv3x3_128_16", 64, 128, 16, 16, 128, 3, 3, 1, 1, "target"),
-    ConvCase("conv3x3_256_8", 64, 256, 8, 8, 256, 3, 3, 1, 1, "target"),
-    ConvCase("mnist_conv1", 100, 1, 28, 28, 4, 5, 5, 1, 2, "target (MNIST net layer 1)"),
+    ConvCase("conv3x3_64_32", 64, 64, 32, 32, 64, 3, 3, 1, 1, note="target"),
+    ConvCase("conv3x3_128_16", 64, 128, 16, 16, 128, 3, 3, 1, 1, note="target"),
+    ConvCase("conv3x3_256_8", 64, 256, 8, 8, 256, 3, 3, 1, 1, note="target"),
+    ConvCase("mnist_conv1", 100, 1, 28, 28, 4, 5, 5, 1, 2, note="target (MNIST net layer 1)"),
     ConvCase("mnist_conv2", 100, 4, 28, 28, 8, 5, 5, 2,
              (same_padding(28, 5, 2), same_padding(28, 5, 2)),
-             "target (MNIST net layer 2, 'same' stride 2)"),
+             note="target (MNIST net layer 2, 'same' stride 2)"),
     ConvCase("mnist_conv3", 100, 8, 14, 14, 12, 4, 4, 2,
              (same_padding(14, 4, 2), same_padding(14, 4, 2)),
-             "target (MNIST net layer 3, 'same' stride 2)"),
-    ConvCase("cifar_conv1", 256, 3, 32, 32, 64, 3, 3, 1, 1, "CIFAR-10 net layer 1"),
+             note="target (MNIST net layer 3, 'same' stride 2)"),
+    ConvCase("cifar_conv1", 256, 3, 32, 32, 64, 3, 3, 1, 1, note="CIFAR-10 net layer 1"),
     PoolCase("pool2_64x32", 64, 64, 32, 32, 2, 2, 0, "target"),
     PoolCase("pool2_128x16", 64, 128, 16, 16, 2, 2, 0, "target"),
     PoolCase("pool3s2_64x32", 64, 64, 32, 32, 3, 2, 1, "target (overlapping)"),
     BatchNormCase("bn_spatial_64x32", (64, 64, 32, 32), "target"),
     BatchNormCase("bn_dense_256x512", (256, 512), "target"),
     # Small variants used by --quick (seconds, not minutes, on the NumPy reference).
-    ConvCase("conv3x3_64_32_n8", 8, 64, 32, 32, 64, 3, 3, 1, 1, "quick"),
+    ConvCase("conv3x3_64_32_n8", 8, 64, 32, 32, 64, 3, 3, 1, 1, note="quick"),
     PoolCase("pool2_64x32_n8", 8, 64, 32, 32, 2, 2, 0, "quick"),
     BatchNormCase("bn_spatial_64x32_n8", (8, 64, 32, 32), "quick"),
 ]}
