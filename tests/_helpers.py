@@ -50,7 +50,7 @@ def skip_unless_available(name: str) -> None:
 
 
 def case_ids(cases):
-    return [case.id for case in cases]
+    return [case.name for case in cases]
 
 
 def pads(padding):

@@ -57,7 +57,6 @@ EXCEPTIONS: dict[tuple[str, str | None], str] = {
     ("tools/bench/report.py", "_steps_section"): "being split with the fit benchmark",
     ("tools/bench/report.py", "run_report"): "being split with the fit benchmark",
     ("tools/bench/step_nets.py", "torch_twin"): "being split with the fit benchmark",
-    ("tools/testing/__init__.py", None): "being split into compare/cases/check (issue 8)",
 }
 
 

@@ -31,7 +31,7 @@ from fastcnn.tools.testing import (
 
 GRID = ([("conv2d", c) for c in CONV_CASES] + [("im2col", c) for c in IM2COL_CASES]
         + [("maxpool2d", c) for c in POOL_CASES] + [("batchnorm", c) for c in BATCHNORM_CASES])
-GRID = [pytest.param(k, c, id=f"{k}-{c.id}") for k, c in GRID]
+GRID = [pytest.param(k, c, id=f"{k}-{c.name}") for k, c in GRID]
 
 
 @pytest.mark.parametrize("kernel, case", GRID)

@@ -21,25 +21,25 @@ from fastcnn.tools.testing import (
 
 def test_grid_ids_are_unique_and_named():
     for grid in (CONV_CASES, POOL_CASES, BATCHNORM_CASES):
-        ids = [c.id for c in grid]
+        ids = [c.name for c in grid]
         assert len(ids) == len(set(ids))
-    conv = {c.id for c in CONV_CASES}
+    conv = {c.name for c in CONV_CASES}
     assert {"1x1", "3x3-pad1", "stride2", "nonsquare-3x5", "nonsquare-5x3", "rect-input",
             "stride-gt-kernel", "pad-kernel-minus-1", "kernel-equals-padded-input",
             "batch1-chan1", "odd-sizes", "many-channels", "hw-pairs", "asym-pad", "N0"} <= conv
     assert {"2x2s2", "3x3s2-overlap", "floor-mode", "pad1", "nonsquare", "stride1",
-            "N0"} <= {c.id for c in POOL_CASES}
-    assert {"dense", "spatial", "batch1-spatial"} <= {c.id for c in BATCHNORM_CASES}
+            "N0"} <= {c.name for c in POOL_CASES}
+    assert {"dense", "spatial", "batch1-spatial"} <= {c.name for c in BATCHNORM_CASES}
 
 
 def test_grid_geometry_is_what_the_ids_say():
-    by_id = {c.id: c for c in CONV_CASES}
+    by_id = {c.name: c for c in CONV_CASES}
     _, cache = kernels.conv2d_forward(*by_id["kernel-equals-padded-input"].make_inputs(
         np.random.default_rng(0), np.float64).values(), 1, 1)
     assert cache.out_shape[2:] == (1, 1)
-    floor = {c.id: c for c in POOL_CASES}["floor-mode"]
+    floor = {c.name: c for c in POOL_CASES}["floor-mode"]
     assert floor.h % 2 == 1 and floor.w % 2 == 1
-    assert {c.id: c for c in POOL_CASES}["3x3s2-overlap"].overlapping
+    assert {c.name: c for c in POOL_CASES}["3x3s2-overlap"].overlapping
 
 
 def test_tolerance_table():
