@@ -259,3 +259,161 @@ int FC_NAME(fc_conv2d_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT
     }
     return status ? FC_EINVAL : FC_OK;
 }
+
+/*
+ * Depthwise convolution (groups == C): output channel f reads only input channel
+ * c = f / M, M = F / C filters per channel (Keras' depth_multiplier). A direct kernel: as
+ * C tiny GEMMs of (M x KH*KW) @ (KH*KW x P) it would spend its time in GEMM call overhead
+ * and in im2col's copies for a few multiply-adds per pixel.
+ *
+ *   forward   out[n, f, oh, ow] = b[f] + sum_{i, j} w[f, i, j] * x_pad[n, c, oh*SH + i*DH,
+ *                                                                 ow*SW + j*DW]
+ *   backward  db[f] = sum dout[n, f];  dw[f, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] *
+ *             x_pad[n, c, ...];  dx[n, c] = sum_{f of c, i, j} w[f, i, j] * dout[n, f] moved
+ *             back to where tap (i, j) read it (the adjoint, as col2im)
+ *
+ * Loops: for a fixed output row oh and tap (i, j) the valid output columns are one range
+ * [lo, hi) (fc_valid_range), so the innermost loop is a bounds-test-free run over ow that
+ * the compiler vectorises when SW == 1 (the same trick as im2col, without the copy).
+ * Each output element gets b, then its taps in row-major (i, j) order. dw and db sums run
+ * per output row into a FC_T partial (vectorised: FC_OMP_SIMD_SUM, an order fixed by the
+ * build) added into a double accumulator in (n, oh) order.
+ *
+ * Threading: forward one OpenMP iteration per (n, f) plane; backward one per filter f
+ * (dw[f], db[f]: all images in order) and then one per (n, c) plane (dx). Every output
+ * element is computed by one iteration in a fixed order: bitwise identical for any
+ * thread count.
+ */
+
+int FC_NAME(fc_depthwise_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT w,
+                              const FC_T *FC_RESTRICT b, FC_T *FC_RESTRICT out,
+                              const fc_geom *g, fc_index_t f, int n_threads)
+{
+    if (!fc_geom_is_valid(g) || f < 1 || f % g->c != 0) return FC_EINVAL;
+    const fc_index_t C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
+    const fc_index_t OH = g->oh, OW = g->ow, M = f / C;
+    const int nt = fc_threads_for(n_threads, g->n * f);
+    fc_index_t nf;
+    FC_OMP_PARALLEL_FOR(nt)
+    for (nf = 0; nf < g->n * f; nf++) {
+        const fc_index_t n = nf / f, fo = nf % f, c = fo / M;
+        const FC_T *plane = x + (n * C + c) * H * W;
+        const FC_T *wf = w + fo * KH * KW;
+        for (fc_index_t oh = 0; oh < OH; oh++) {
+            FC_T *orow = out + nf * OH * OW + oh * OW;
+            for (fc_index_t ow = 0; ow < OW; ow++) orow[ow] = b[fo];
+            for (fc_index_t i = 0; i < KH; i++) {
+                const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
+                if (ih < 0 || ih >= H) continue;   /* a padding row adds zeros */
+                for (fc_index_t j = 0; j < KW; j++) {
+                    const FC_T wij = wf[i * KW + j];
+                    fc_index_t lo, hi;
+                    fc_valid_range(W, g->pad_left, j * g->dw, g->sw, OW, &lo, &hi);
+                    /* plane[off + ow*SW] = x[ih, ow*SW - pad_left + j*DW] (an index, so no
+                     * pointer outside the array is ever formed) */
+                    const fc_index_t off = ih * W + j * g->dw - g->pad_left;
+                    if (g->sw == 1) {
+                        for (fc_index_t ow = lo; ow < hi; ow++) orow[ow] += wij * plane[off + ow];
+                    } else {
+                        for (fc_index_t ow = lo; ow < hi; ow++)
+                            orow[ow] += wij * plane[off + ow * g->sw];
+                    }
+                }
+            }
+        }
+    }
+    return FC_OK;
+}
+
+/* dw[fo] (KH*KW) and db[fo] of one filter, over all images in order */
+static void FC_NAME(fc_depthwise_dw_filter)(const FC_T *dout, const FC_T *x, FC_T *dw_f,
+                                            double *db_f, const fc_geom *g, fc_index_t f,
+                                            fc_index_t fo)
+{
+    const fc_index_t C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
+    const fc_index_t OH = g->oh, OW = g->ow, c = fo / (f / C);
+    double bias = 0.0;
+    for (fc_index_t n = 0; n < g->n; n++) {
+        const FC_T *d = dout + (n * f + fo) * OH * OW;
+        for (fc_index_t k = 0; k < OH * OW; k++) bias += (double)d[k];
+    }
+    *db_f = bias;
+    for (fc_index_t i = 0; i < KH; i++) {
+        for (fc_index_t j = 0; j < KW; j++) {
+            fc_index_t lo, hi;
+            fc_valid_range(W, g->pad_left, j * g->dw, g->sw, OW, &lo, &hi);
+            double acc = 0.0;
+            for (fc_index_t n = 0; n < g->n; n++) {
+                const FC_T *plane = x + (n * C + c) * H * W;
+                const FC_T *d = dout + (n * f + fo) * OH * OW;
+                for (fc_index_t oh = 0; oh < OH; oh++) {
+                    const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
+                    if (ih < 0 || ih >= H) continue;
+                    const fc_index_t off = ih * W + j * g->dw - g->pad_left;
+                    const FC_T *drow = d + oh * OW;
+                    FC_T s = 0;
+                    FC_OMP_SIMD_SUM(s)
+                    for (fc_index_t ow = lo; ow < hi; ow++) s += drow[ow] * plane[off + ow * g->sw];
+                    acc += (double)s;
+                }
+            }
+            dw_f[i * KW + j] = (FC_T)acc;
+        }
+    }
+}
+
+/* dx[n, c] = the adjoint of the forward for plane (n, c): every filter of channel c sends
+ * w[f, i, j] * dout[n, f] back to the pixels tap (i, j) read */
+static void FC_NAME(fc_depthwise_dx_plane)(const FC_T *dout, const FC_T *w, FC_T *dx_plane,
+                                           const fc_geom *g, fc_index_t f, fc_index_t n,
+                                           fc_index_t c)
+{
+    const fc_index_t H = g->h, W = g->w, KH = g->kh, KW = g->kw, OH = g->oh, OW = g->ow;
+    const fc_index_t M = f / g->c;
+    for (fc_index_t k = 0; k < H * W; k++) dx_plane[k] = 0;
+    for (fc_index_t m = 0; m < M; m++) {
+        const fc_index_t fo = c * M + m;
+        const FC_T *d = dout + (n * f + fo) * OH * OW;
+        const FC_T *wf = w + fo * KH * KW;
+        for (fc_index_t oh = 0; oh < OH; oh++) {
+            const FC_T *drow = d + oh * OW;
+            for (fc_index_t i = 0; i < KH; i++) {
+                const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
+                if (ih < 0 || ih >= H) continue;   /* a padding row: dropped */
+                for (fc_index_t j = 0; j < KW; j++) {
+                    const FC_T wij = wf[i * KW + j];
+                    fc_index_t lo, hi;
+                    fc_valid_range(W, g->pad_left, j * g->dw, g->sw, OW, &lo, &hi);
+                    const fc_index_t off = ih * W + j * g->dw - g->pad_left;
+                    if (g->sw == 1) {
+                        for (fc_index_t ow = lo; ow < hi; ow++) dx_plane[off + ow] += wij * drow[ow];
+                    } else {
+                        for (fc_index_t ow = lo; ow < hi; ow++)
+                            dx_plane[off + ow * g->sw] += wij * drow[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+int FC_NAME(fc_depthwise_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT x,
+                              const FC_T *FC_RESTRICT w, FC_T *FC_RESTRICT dx,
+                              FC_T *FC_RESTRICT dw, double *FC_RESTRICT db, const fc_geom *g,
+                              fc_index_t f, int need_dx, int n_threads)
+{
+    if (!fc_geom_is_valid(g) || f < 1 || f % g->c != 0) return FC_EINVAL;
+    const fc_index_t KK = g->kh * g->kw, C = g->c;
+    const int ntf = fc_threads_for(n_threads, f);
+    fc_index_t fo;
+    FC_OMP_PARALLEL_FOR_DYNAMIC(ntf)
+    for (fo = 0; fo < f; fo++)
+        FC_NAME(fc_depthwise_dw_filter)(dout, x, dw + fo * KK, db + fo, g, f, fo);
+    if (!need_dx) return FC_OK;
+    const int ntp = fc_threads_for(n_threads, g->n * C);
+    fc_index_t nc;
+    FC_OMP_PARALLEL_FOR(ntp)
+    for (nc = 0; nc < g->n * C; nc++)
+        FC_NAME(fc_depthwise_dx_plane)(dout, w, dx + nc * g->h * g->w, g, f, nc / C, nc % C);
+    return FC_OK;
+}

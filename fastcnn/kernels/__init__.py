@@ -8,18 +8,20 @@ assume valid, C-contiguous, same-dtype input. See docs/architecture.md, "Kernel 
 =============================================================  ====================
 call                                                           returns
 =============================================================  ====================
-``conv2d_forward(x, w, b, stride=1, padding=0)``               ``out, cache``
+``conv2d_forward(x, w, b, stride=1, padding=0, dilation=1,
+groups=1)``                                                    ``out, cache``
 ``conv2d_backward(dout, cache, need_dx=True)``                ``dx, dw, db``
 ``maxpool2d_forward(x, size=2, stride=None, padding=0)``       ``out, cache``
 ``maxpool2d_backward(dout, cache)``                            ``dx``
 ``batchnorm_forward(x, gamma, beta, running_mean, running_var,
 training=True, momentum=0.9, eps=1e-5)``                       ``out, cache``
 ``batchnorm_backward(dout, cache)``                            ``dx, dgamma, dbeta``
-``im2col(x, kh, kw, stride=1, padding=0)``                     ``cols``
-``col2im(cols, x_shape, kh, kw, stride=1, padding=0)``         ``x``
+``im2col(x, kh, kw, stride=1, padding=0, dilation=1)``         ``cols``
+``col2im(cols, x_shape, kh, kw, stride=1, padding=0,
+dilation=1)``                                                  ``x``
 =============================================================  ====================
 
-``stride``/``padding``/``size`` take an int or an ``(h, w)`` pair; ``padding`` also
+``stride``/``padding``/``size``/``dilation`` take an int or an ``(h, w)`` pair; ``padding`` also
 takes ``((top, bottom), (left, right))`` for the asymmetric padding of Keras'
 ``"same"`` with stride > 1. A backward call runs on the backend that produced its
 ``cache``, whatever the current backend is.
@@ -78,18 +80,21 @@ def _current():
     return name, _backend.backend_module(name)
 
 
-def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel"):
+def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel", dilation=1):
     sh, sw = to_pair(where, "stride", stride)
+    dh, dw = to_pair(where, "dilation", dilation)
     top, bottom, left, right = parse_padding(where, padding)
     n, c, h, w = x_shape
     padded_h, padded_w = h + top + bottom, w + left + right
-    if kh > padded_h or kw > padded_w:
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1   # what the dilated window covers
+    if span_h > padded_h or span_w > padded_w:
+        spread = f" (dilation {dh}x{dw}: it spans {span_h}x{span_w})" if (dh, dw) != (1, 1) else ""
         raise ValueError(
-            f"{where}: {what} {kh}x{kw} does not fit the padded input {padded_h}x{padded_w} "
-            f"(input {h}x{w}, padding top/bottom/left/right = {top}/{bottom}/{left}/{right}); "
-            f"output would be empty."
+            f"{where}: {what} {kh}x{kw}{spread} does not fit the padded input "
+            f"{padded_h}x{padded_w} (input {h}x{w}, padding top/bottom/left/right = "
+            f"{top}/{bottom}/{left}/{right}); output would be empty."
         )
-    return WindowGeometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right)
+    return WindowGeometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right, dh, dw)
 
 
 def _check_dout(where: str, dout, cache) -> np.ndarray:
@@ -112,23 +117,31 @@ def _check_dout(where: str, dout, cache) -> np.ndarray:
 # --------------------------------------------------------------------------- conv
 
 
-def conv2d_forward(x, w, b, stride=1, padding=0):
+def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     .. math::
-        out[n, f, i, j] = b[f] + \\sum_{c, p, q} x_{pad}[n, c, i S_H + p, j S_W + q] \\, w[f, c, p, q]
+        out[n, f, i, j] = b[f] + \\sum_{c, p, q} x_{pad}[n, g C_g + c, i S_H + p D_H,
+        j S_W + q D_W] \\, w[f, c, p, q]
+
+    where ``g = f // (F / groups)`` is the group of output channel ``f`` and ``C_g =
+    C / groups`` the channels of a group: with ``groups`` > 1 the channels are split into
+    ``groups`` independent convolutions (``groups == C`` is a *depthwise* convolution,
+    one filter per input channel, or ``F / C`` of them).
 
     Parameters
     ----------
     x : ndarray (N, C, H, W), float32 or float64
-    w : ndarray (F, C, KH, KW), same dtype
+    w : ndarray (F, C / groups, KH, KW), same dtype
     b : ndarray (F,), same dtype, or None for no bias
     stride : int or (SH, SW)
     padding : int, (PH, PW) or ((top, bottom), (left, right)); zeros
+    dilation : int or (DH, DW): distance between the taps of the kernel (1 = dense)
+    groups : int dividing both C and F
 
     Returns
     -------
-    out : ndarray (N, F, OH, OW) with ``OH = (H + PT + PB - KH) // SH + 1``
+    out : ndarray (N, F, OH, OW) with ``OH = (H + PT + PB - ((KH-1)*DH + 1)) // SH + 1``
     cache : KernelCache for :func:`conv2d_backward`
     """
     where = "conv2d_forward"
@@ -137,25 +150,38 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     if b is not None:
         b = as_float_array(where, "b", b, ndim=1)
     dtype = check_same_dtype(where, x=x, w=w, b=b)
-    f, wc, kh, kw = w.shape
-    if x.shape[1] != wc:
-        raise ValueError(
-            f"{where}: x must have C == {wc} channels to match w (F, C, KH, KW) = "
-            f"{w.shape}; got x.shape={x.shape}."
-        )
-    if kh == 0 or kw == 0 or f == 0 or wc == 0:
-        raise ValueError(f"{where}: w must have no zero-sized dimension; got w.shape={w.shape}.")
+    groups = _check_groups(where, x.shape, w.shape, groups)
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{where}: x must have H, W >= 1; got x.shape={x.shape}.")
     has_bias = b is not None
     if has_bias:
-        check_shape(where, "b", b, (f,))
+        check_shape(where, "b", b, (w.shape[0],))
     else:
-        b = np.zeros(f, dtype=dtype)
-    geom = _window_geometry(where, x.shape, kh, kw, stride, padding)
+        b = np.zeros(w.shape[0], dtype=dtype)
+    geom = _window_geometry(where, x.shape, w.shape[2], w.shape[3], stride, padding,
+                            dilation=dilation)
     name, module = _current()
-    out, data = module.conv2d_forward(x, w, b, geom)
+    out, data = module.conv2d_forward(x, w, b, geom, groups)
     return out, KernelCache("conv2d", name, out.shape, dtype, data, extra=has_bias)
+
+
+def _check_groups(where, x_shape, w_shape, groups) -> int:
+    """``groups`` must divide C and F, and w must be (F, C / groups, KH, KW)."""
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"{where}: groups must be a positive int; got {groups!r}.")
+    groups = int(groups)
+    f, wc, kh, kw = w_shape
+    if kh == 0 or kw == 0 or f == 0 or wc == 0:
+        raise ValueError(f"{where}: w must have no zero-sized dimension; got w.shape={w_shape}.")
+    c = x_shape[1]
+    if c % groups or f % groups:
+        raise ValueError(f"{where}: groups must divide both the input channels C = {c} and "
+                         f"the filters F = {f}; got groups={groups}.")
+    if wc * groups != c:
+        layout = "(F, C, KH, KW)" if groups == 1 else f"(F, C/groups, KH, KW) with groups={groups}"
+        raise ValueError(f"{where}: x must have C == {wc * groups} channels to match w "
+                         f"{layout} = {w_shape}; got x.shape={x_shape}.")
+    return groups
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -185,20 +211,20 @@ def conv2d_backward(dout, cache, need_dx=True):
 # ------------------------------------------------------------------------ im2col
 
 
-def im2col(x, kh, kw, stride=1, padding=0):
+def im2col(x, kh, kw, stride=1, padding=0, dilation=1):
     """Unfold every ``(C, KH, KW)`` window of ``x`` into a column.
 
-    ``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``
+    ``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``
     (zero where the window covers padding). Shape ``(C*KH*KW, N*OH*OW)``.
     """
     where = "im2col"
     x = as_float_array(where, "x", x, ndim=4)
     kh, kw = to_pair(where, "kernel size (kh, kw)", (kh, kw))
-    geom = _window_geometry(where, x.shape, kh, kw, stride, padding)
+    geom = _window_geometry(where, x.shape, kh, kw, stride, padding, dilation=dilation)
     return _current()[1].im2col(x, geom)
 
 
-def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
+def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1):
     """Adjoint of :func:`im2col`: scatter-add every column back to its window.
 
     Overlapping windows *sum* their contributions, so ``<im2col(x), c> == <x, col2im(c)>``.
@@ -213,7 +239,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     x_shape = tuple(int(v) for v in x_shape)
     if min(x_shape[1:]) < 1:
         raise ValueError(f"{where}: x_shape must have C, H, W >= 1; got {x_shape!r}.")
-    geom = _window_geometry(where, x_shape, kh, kw, stride, padding)
+    geom = _window_geometry(where, x_shape, kh, kw, stride, padding, dilation=dilation)
     check_shape(where, "cols", cols, geom.cols_shape)
     return _current()[1].col2im(cols, geom)
 

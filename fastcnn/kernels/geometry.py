@@ -34,7 +34,7 @@ import numpy as np
 from fastcnn.common.validation import MAX_WINDOW_INT, _is_int, to_pair
 
 __all__ = ["WindowGeometry", "ConvCase", "output_size", "same_padding", "parse_padding",
-           "is_pointwise", "is_pool2x2"]
+           "is_pointwise", "is_depthwise", "is_pool2x2"]
 
 
 def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
@@ -135,6 +135,13 @@ def is_pointwise(g: WindowGeometry) -> bool:
     own im2col matrix; dilation is irrelevant for a single tap)."""
     return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) == (
         1, 1, 1, 1, 0, 0, 0, 0)
+
+
+def is_depthwise(g: WindowGeometry, groups: int) -> bool:
+    """One group per input channel (``groups == C > 1``): every output channel reads a
+    single input channel, a few multiply-adds per pixel, so the fast backends run a direct
+    kernel instead of C tiny GEMMs."""
+    return groups == g.c and groups > 1
 
 
 def is_pool2x2(g: WindowGeometry) -> bool:

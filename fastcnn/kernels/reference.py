@@ -30,20 +30,22 @@ def _pad(x: np.ndarray, g: WindowGeometry, value: float = 0.0) -> np.ndarray:
 
 
 def _window_views(x_pad: np.ndarray, g: WindowGeometry):
-    """Yield ``(i, j, view)`` for every offset ``(i, j)`` of the window, in row-major
-    order, where ``view[n, c, oh, ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``.
+    """Yield ``(i, j, view)`` for every tap ``(i, j)`` of the window, in row-major
+    order, where ``view[n, c, oh, ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``.
 
-    This is the whole trick of im2col without index tables: for a fixed offset in
-    the window, the pixels it touches across all output positions form a strided slice.
+    This is the whole trick of im2col without index tables: for a fixed tap of the
+    window, the pixels it touches across all output positions form a strided slice
+    (starting ``i*DH`` rows down: the dilation only moves where each slice starts).
     """
     for i in range(g.kh):
         for j in range(g.kw):
-            yield i, j, x_pad[:, :, i:i + g.sh * (g.oh - 1) + 1:g.sh,
-                              j:j + g.sw * (g.ow - 1) + 1:g.sw]
+            top, left = i * g.dh, j * g.dw
+            yield i, j, x_pad[:, :, top:top + g.sh * (g.oh - 1) + 1:g.sh,
+                              left:left + g.sw * (g.ow - 1) + 1:g.sw]
 
 
 def im2col(x: np.ndarray, g: WindowGeometry) -> np.ndarray:
-    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``."""
+    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
     cols6 = np.empty((g.c, g.kh, g.kw, g.n, g.oh, g.ow), dtype=x.dtype)
     for i, j, view in _window_views(_pad(x, g), g):
         cols6[:, i, j] = view.transpose(1, 0, 2, 3)  # (C, N, OH, OW)
@@ -62,26 +64,46 @@ def col2im(cols: np.ndarray, g: WindowGeometry) -> np.ndarray:
                                       g.pad_left:g.pad_left + g.w])
 
 
-def conv2d_forward(x, w, b, g: WindowGeometry):
-    """``out = W2 @ im2col(x) + b`` with ``W2 = w.reshape(F, C*KH*KW)``, reshaped to
-    ``(N, F, OH, OW)``. Cache: ``(x, w, geometry)``."""
+def _group_slices(f: int, c_rows: int, groups: int):
+    """``(filters, rows)`` slices of each group: output channels ``[g*F/G, (g+1)*F/G)`` and
+    the im2col rows of its input channels ``[g*C/G*KH*KW, (g+1)*C/G*KH*KW)`` (the rows of
+    one channel are consecutive, so a group's rows are one band)."""
+    fg, kg = f // groups, c_rows // groups
+    return [(slice(k * fg, (k + 1) * fg), slice(k * kg, (k + 1) * kg)) for k in range(groups)]
+
+
+def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
+    """``out = W2 @ im2col(x) + b`` with ``W2 = w.reshape(F, C/G*KH*KW)``, one product per
+    group (``groups == 1``: one product), reshaped to ``(N, F, OH, OW)``.
+    Cache: ``(x, w, geometry, groups)``."""
     f = w.shape[0]
     cols = im2col(x, g)                                   # (C*KH*KW, N*OH*OW)
-    out = w.reshape(f, -1) @ cols + b[:, None]            # (F, N*OH*OW)
+    w2 = w.reshape(f, -1)
+    out = np.empty((f, cols.shape[1]), dtype=x.dtype)
+    for filters, rows in _group_slices(f, cols.shape[0], groups):
+        out[filters] = w2[filters] @ cols[rows]
+    out += b[:, None]
     out = out.reshape(f, g.n, g.oh, g.ow).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(out), (x, w, g)
+    return np.ascontiguousarray(out), (x, w, g, groups)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
-    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)`` where
-    ``dout2 = dout`` as ``(F, N*OH*OW)``; ``dx`` is None when ``need_dx`` is False."""
-    x, w, g = cache
+    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)`` (per group)
+    where ``dout2 = dout`` as ``(F, N*OH*OW)``; ``dx`` is None when ``need_dx`` is False."""
+    x, w, g, groups = cache
     f = w.shape[0]
     dout2 = dout.transpose(1, 0, 2, 3).reshape(f, -1)     # (F, N*OH*OW)
     db = dout2.sum(axis=1)
-    dw = (dout2 @ im2col(x, g).T).reshape(w.shape)
-    dx = col2im(w.reshape(f, -1).T @ dout2, g) if need_dx else None
-    return dx, dw, db
+    cols = im2col(x, g)
+    w2 = w.reshape(f, -1)
+    dw = np.empty_like(w2)
+    dcols = np.empty_like(cols) if need_dx else None
+    for filters, rows in _group_slices(f, cols.shape[0], groups):
+        dw[filters] = dout2[filters] @ cols[rows].T
+        if need_dx:
+            dcols[rows] = w2[filters].T @ dout2[filters]
+    dx = col2im(dcols, g) if need_dx else None
+    return dx, dw.reshape(w.shape), db
 
 
 def maxpool2d_forward(x, g: WindowGeometry):

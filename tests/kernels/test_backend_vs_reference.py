@@ -51,15 +51,21 @@ HYPOTHESIS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture
 def conv_cases(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     t, b = draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1))
     left, right = draw(st.integers(0, kw - 1)), draw(st.integers(0, kw - 1))
     padding = ((t, b), (left, right))
     if t == b and left == right:
         padding = (t, left)            # exercise the (h, w) form too
-    h = draw(st.integers(max(1, kh - t - b), 8))
-    w = draw(st.integers(max(1, kw - left - right), 8))
-    return ConvCase("hypothesis", draw(st.integers(0, 3)), draw(st.integers(1, 4)), h, w,
-                    draw(st.integers(1, 4)), kh, kw, (sh, sw), padding)
+    h = draw(st.integers(max(1, (kh - 1) * dh + 1 - t - b), 10))
+    w = draw(st.integers(max(1, (kw - 1) * dw + 1 - left - right), 10))
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 2))
+    if draw(st.booleans()):
+        c = groups                     # depthwise (a direct kernel when groups > 1)
+    f = groups * draw(st.integers(1, 2))
+    return ConvCase("hypothesis", draw(st.integers(0, 3)), c, h, w, f, kh, kw, (sh, sw),
+                    padding, (dh, dw), groups)
 
 
 @st.composite
@@ -116,7 +122,7 @@ def test_im2col_col2im_adjoint_identity(request, backend, case, seed):
         backend = _first_fast_backend()
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(case.x_shape)
-    geometry = (case.kh, case.kw, case.stride, case.padding)
+    geometry = (case.kh, case.kw, case.stride, case.padding, case.dilation)
     with fastcnn.use_backend(backend):
         cols = kernels.im2col(x, *geometry)
         c = rng.standard_normal(cols.shape)

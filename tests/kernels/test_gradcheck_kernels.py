@@ -56,6 +56,33 @@ def test_conv2d_backward_matches_central_differences(any_backend, x_shape, w_sha
         check(grad, f, arr, dout, 1e-3, f"conv d{name}")
 
 
+CONV_DILATION_GROUPS = [  # x shape, w shape, stride, padding, dilation, groups
+    ((2, 4, 7, 7), (4, 2, 3, 3), 1, 1, 2, 2),
+    ((2, 3, 6, 6), (6, 1, 3, 3), (2, 1), 1, 1, 3),
+    ((1, 4, 9, 8), (4, 1, 3, 3), 1, ((0, 1), (1, 0)), (2, 1), 4),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups",
+                         CONV_DILATION_GROUPS,
+                         ids=["dilated-groups2", "depthwise-mult2", "depthwise-dilated-asym"])
+def test_conv2d_dilation_groups_backward_matches_central_differences(
+        any_backend, x_shape, w_shape, stride, padding, dilation, groups, rng):
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape) / 3
+    b = rng.standard_normal(w_shape[0])
+    args = (stride, padding, dilation, groups)
+    out, cache = kernels.conv2d_forward(x, w, b, *args)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = kernels.conv2d_backward(dout, cache)
+
+    def f():
+        return kernels.conv2d_forward(x, w, b, *args)[0]
+
+    for name, arr, grad in (("x", x, dx), ("w", w, dw), ("b", b, db)):
+        check(grad, f, arr, dout, 1e-3, f"conv d{name}")
+
+
 POOL_GEOMS = [((2, 2, 6, 6), 2, 2, 0), ((1, 2, 7, 7), 3, 2, 0), ((1, 2, 5, 6), 3, 2, 1),
               ((2, 1, 5, 7), (2, 3), (1, 2), (1, 1))]
 

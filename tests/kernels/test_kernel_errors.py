@@ -53,6 +53,24 @@ CASES = {
     "conv-kernel-too-large": (lambda c: kernels.conv2d_forward(X, arr(4, 3, 9, 3), B, 1, 1),
                               ValueError, "conv2d_forward: kernel 9x3 does not fit the padded input "
                               "8x9 (input 6x7, padding top/bottom/left/right = 1/1/1/1)"),
+    "conv-dilated-kernel-too-large": (lambda c: kernels.conv2d_forward(X, W, B, 1, 0, 4),
+                                      ValueError, "conv2d_forward: kernel 3x3 (dilation 4x4: it "
+                                      "spans 9x9) does not fit the padded input 6x7"),
+    "conv-dilation-0": (lambda c: kernels.conv2d_forward(X, W, B, 1, 1, (1, 0)), ValueError,
+                        "conv2d_forward: dilation must be positive; got (1, 0)."),
+    "conv-groups-0": (lambda c: kernels.conv2d_forward(X, W, B, 1, 1, 1, 0), ValueError,
+                      "conv2d_forward: groups must be a positive int; got 0."),
+    "conv-groups-float": (lambda c: kernels.conv2d_forward(X, W, B, 1, 1, 1, 1.0), ValueError,
+                          "conv2d_forward: groups must be a positive int; got 1.0."),
+    "conv-groups-not-dividing": (lambda c: kernels.conv2d_forward(X, arr(4, 1, 3, 3), B, 1, 1, 1, 2),
+                                 ValueError, "conv2d_forward: groups must divide both the input "
+                                 "channels C = 3 and the filters F = 4; got groups=2."),
+    "conv-groups-channel-mismatch": (lambda c: kernels.conv2d_forward(arr(2, 4, 6, 7), W, B, 1, 1, 1, 2),
+                                     ValueError, "conv2d_forward: x must have C == 6 channels to "
+                                     "match w (F, C/groups, KH, KW) with groups=2 = (4, 3, 3, 3); "
+                                     "got x.shape=(2, 4, 6, 7)."),
+    "im2col-dilation-0": (lambda c: kernels.im2col(X, 3, 3, 1, 1, 0), ValueError,
+                          "im2col: dilation must be positive; got 0."),
     "conv-stride-0": (lambda c: kernels.conv2d_forward(X, W, B, 0), ValueError,
                       "conv2d_forward: stride must be positive; got 0."),
     "conv-stride-pair-0": (lambda c: kernels.conv2d_forward(X, W, B, (1, 0)), ValueError,

@@ -1,7 +1,7 @@
 """Results are bitwise identical for 1 and 2 threads, on every fast backend and kernel.
 
 Reductions (dw, db, batch-norm statistics, dgamma, dbeta) must use a partition that
-does not depend on the thread count (STYLE.md section 5); this is the test of that.
+does not depend on the thread count (docs/architecture.md, "Threading model"); this is the test of that.
 """
 
 import numpy as np
@@ -28,6 +28,16 @@ def run_all(backend, threads, rng_seed, dtype):
         dout = rng.standard_normal(out.shape).astype(dtype)
         results.update(zip(("conv s2 dx", "conv s2 dw", "conv s2 db"),
                            kernels.conv2d_backward(dout, cache)))
+        for tag, wshape, dilation, groups in (("grouped", (8, 4, 3, 3), 2, 2),
+                                              ("depthwise", (16, 1, 3, 3), 1, 8)):
+            wg = (rng.standard_normal(wshape) / 3).astype(dtype)
+            bg = rng.standard_normal(wshape[0]).astype(dtype)
+            out, cache = kernels.conv2d_forward(x, wg, bg, 1, 2, dilation, groups)
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            results[f"conv {tag} out"] = out
+            results.update(zip((f"conv {tag} dx", f"conv {tag} dw", f"conv {tag} db"),
+                               kernels.conv2d_backward(dout, cache)))
+        results["im2col dilated"] = kernels.im2col(x, 3, 3, 1, 1, 2)
         results["im2col"] = cols = kernels.im2col(x, 3, 3, 2, 1)
         results["col2im"] = kernels.col2im(rng.standard_normal(cols.shape).astype(dtype),
                                            x.shape, 3, 3, 2, 1)

@@ -3,7 +3,7 @@
 Conventions converted, not copied:
 * torch's batch-norm ``momentum`` weighs the *new* statistic: ``m_torch = 1 - ours``;
 * torch's running variance takes the *unbiased* batch variance (divide by M - 1),
-  ours the biased one (divide by M), as DESIGN.md states: we convert torch's update
+  ours the biased one (divide by M), as docs/architecture.md states: we convert torch's update
   back to the biased one before comparing;
 * asymmetric padding has no torch conv argument: pad with ``F.pad`` first.
 Tolerances: kinds "torch-forward" and "torch-grad" of the one table.
@@ -63,6 +63,47 @@ def test_conv2d_matches_torch(backend, dtype, x_shape, w_shape, stride, padding,
         tout = F.conv2d(F.pad(tx, (left, right, top, bottom)), tw, tb, stride=stride)
     else:
         tout = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
+    tout.backward(torch.from_numpy(dout))
+    close(out, tout, dtype, "torch-forward", "conv out")
+    for name, ours, theirs in (("dx", dx, tx.grad), ("dw", dw, tw.grad), ("db", db, tb.grad)):
+        close(ours, theirs, dtype, "torch-grad", f"conv {name}")
+
+
+CONV_DILATION_GROUPS = [  # x shape, w shape, stride, padding, dilation, groups
+    ((2, 3, 9, 9), (4, 3, 3, 3), 1, 2, 2, 1),
+    ((2, 2, 11, 9), (3, 2, 3, 2), (2, 1), (1, 2), (2, 3), 1),
+    ((2, 4, 8, 8), (6, 2, 3, 3), 1, 1, 1, 2),
+    ((2, 6, 7, 7), (9, 2, 1, 1), 1, 0, 1, 3),
+    ((2, 4, 9, 8), (4, 2, 3, 3), 2, 2, 2, 2),
+    ((2, 5, 8, 8), (5, 1, 3, 3), 1, 1, 1, 5),
+    ((2, 3, 8, 7), (6, 1, 3, 3), 2, 1, 1, 3),
+    ((2, 3, 10, 10), (3, 1, 3, 3), 1, 2, 2, 3),
+    ((2, 4, 8, 9), (4, 1, 3, 3), 2, ((0, 1), (1, 0)), 1, 4),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups",
+                         CONV_DILATION_GROUPS,
+                         ids=["dilated2", "dilated-hw-pairs", "groups2", "groups3-1x1",
+                              "groups2-dilated-s2", "depthwise", "depthwise-mult2-s2",
+                              "depthwise-dilated", "depthwise-asym-pad"])
+def test_conv2d_dilation_groups_match_torch(backend, dtype, x_shape, w_shape, stride, padding,
+                                            dilation, groups, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    out, cache = kernels.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx, dw, db = kernels.conv2d_backward(dout, cache)
+
+    tx, tw, tb = t(x), t(w), t(b)
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        (top, bottom), (left, right) = padding
+        tout = F.conv2d(F.pad(tx, (left, right, top, bottom)), tw, tb, stride=stride,
+                        dilation=dilation, groups=groups)
+    else:
+        tout = F.conv2d(tx, tw, tb, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups)
     tout.backward(torch.from_numpy(dout))
     close(out, tout, dtype, "torch-forward", "conv out")
     for name, ours, theirs in (("dx", dx, tx.grad), ("dw", dw, tw.grad), ("db", db, tb.grad)):

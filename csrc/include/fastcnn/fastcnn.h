@@ -5,7 +5,7 @@
  * once in csrc/fc_*_impl.h and instantiated by csrc/fc_*.c (the FC_T / FC_NAME trick).
  *
  * One family per file: fc_im2col.c (im2col, col2im), fc_conv.c (convolution: the blocked
- * im2col + GEMM algorithm), fc_maxpool.c, fc_batchnorm.c.
+ * im2col + GEMM algorithm and the direct depthwise kernel), fc_maxpool.c, fc_batchnorm.c.
  *
  * Conventions (docs/architecture.md, "Kernel contract"):
  *   - layout NCHW, C-contiguous; batch norm sees x as (N, C, L) with L = H*W (or 1);
@@ -122,6 +122,17 @@ int fc_max_threads(void);
                             double *FC_RESTRICT db_parts, fc_index_t n_parts,                \
                             T *FC_RESTRICT work, const fc_geom *g, const fc_conv_plan *p,    \
                             int need_dx, GEMM gemm, int n_threads);                          \
+    /* depthwise (groups == C, F = M*C): out[n, f] = b[f] + sum_{i,j} w[f, 0, i, j] *        \
+       x_pad[n, f/M, oh*SH+i*DH, ow*SW+j*DW], direct loops.  fc_conv.c */                   \
+    int fc_depthwise_fwd_##SUF(const T *FC_RESTRICT x, const T *FC_RESTRICT w,               \
+                               const T *FC_RESTRICT b, T *FC_RESTRICT out, const fc_geom *g, \
+                               fc_index_t f, int n_threads);                                 \
+    /* db[f] = sum dout[:, f] (double); dw[f] = sum_n dout[n, f] (x) x_pad[n, f/M] (the     \
+       taps); dx = the adjoint of the forward (untouched when need_dx == 0). fc_conv.c */    \
+    int fc_depthwise_bwd_##SUF(const T *FC_RESTRICT dout, const T *FC_RESTRICT x,            \
+                               const T *FC_RESTRICT w, T *FC_RESTRICT dx, T *FC_RESTRICT dw, \
+                               double *FC_RESTRICT db, const fc_geom *g, fc_index_t f,       \
+                               int need_dx, int n_threads);                                  \
     /* y[n,c,oh,ow] = max over the window (padding never a candidate); argmax = h*W + w      \
        of the first maximum in row-major window order; a NaN wins.  fc_maxpool.c */          \
     int fc_maxpool2d_fwd_##SUF(const T *FC_RESTRICT x, T *FC_RESTRICT y,                     \

@@ -53,6 +53,16 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
                           fc_index_t n_parts, double *work, const fc_geom *g,
                           const fc_conv_plan *p, int need_dx, fc_dgemm_fn gemm,
                           int n_threads) noexcept
+    int fc_depthwise_fwd_f32(const float *x, const float *w, const float *b, float *out,
+                             const fc_geom *g, fc_index_t f, int n_threads) noexcept
+    int fc_depthwise_fwd_f64(const double *x, const double *w, const double *b, double *out,
+                             const fc_geom *g, fc_index_t f, int n_threads) noexcept
+    int fc_depthwise_bwd_f32(const float *dout, const float *x, const float *w, float *dx,
+                             float *dw, double *db, const fc_geom *g, fc_index_t f,
+                             int need_dx, int n_threads) noexcept
+    int fc_depthwise_bwd_f64(const double *dout, const double *x, const double *w, double *dx,
+                             double *dw, double *db, const fc_geom *g, fc_index_t f,
+                             int need_dx, int n_threads) noexcept
 
     # max pooling (csrc/fc_maxpool_impl.h)
     int fc_maxpool2d_fwd_f32(const float *x, float *y, fc_index_t *argmax, const fc_geom *g,

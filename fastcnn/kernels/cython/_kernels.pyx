@@ -158,6 +158,46 @@ def conv2d_backward(const floating[:, :, :, ::1] dout,  # IN  (N, F, OH, OW), N 
     _check(status, "fc_conv2d_bwd")
 
 
+def depthwise_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W), N >= 1
+                      const floating[:, :, :, ::1] w,   # IN  (F, 1, KH, KW), F = M*C
+                      const floating[::1] b,            # IN  (F,)
+                      floating[:, :, :, ::1] out,       # OUT (N, F, OH, OW)
+                      g, int n_threads):
+    """Depthwise convolution (groups == C) by direct loops (csrc/fc_conv_impl.h)."""
+    cdef fc_geom cg = _geom(g, x.shape[0])
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fc_depthwise_fwd_f32(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &b[0],
+                                          &out[0, 0, 0, 0], &cg, w.shape[0], n_threads)
+        else:
+            status = fc_depthwise_fwd_f64(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &b[0],
+                                          &out[0, 0, 0, 0], &cg, w.shape[0], n_threads)
+    _check(status, "fc_depthwise_fwd")
+
+
+def depthwise_backward(const floating[:, :, :, ::1] dout,  # IN  (N, F, OH, OW), N >= 1
+                       const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
+                       const floating[:, :, :, ::1] w,     # IN  (F, 1, KH, KW)
+                       floating[:, :, :, ::1] dx,          # OUT (N, C, H, W) if need_dx
+                       floating[:, :, :, ::1] dw,          # OUT (F, 1, KH, KW)
+                       double[::1] db,                     # OUT (F,) in double
+                       g, bint need_dx, int n_threads):
+    """Gradients of :func:`depthwise_forward` (dx untouched when ``need_dx`` is false)."""
+    cdef fc_geom cg = _geom(g, x.shape[0])
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fc_depthwise_bwd_f32(&dout[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0, 0],
+                                          &dx[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0], &cg,
+                                          w.shape[0], need_dx, n_threads)
+        else:
+            status = fc_depthwise_bwd_f64(&dout[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0, 0],
+                                          &dx[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0], &cg,
+                                          w.shape[0], need_dx, n_threads)
+    _check(status, "fc_depthwise_bwd")
+
+
 # -------------------------------------------------------------------------- maxpool
 
 

@@ -49,7 +49,7 @@ import contextlib
 import numpy as np
 
 from fastcnn.kernels import _dispatch as _backend
-from fastcnn.kernels.geometry import WindowGeometry, is_pointwise, is_pool2x2
+from fastcnn.kernels.geometry import WindowGeometry, is_depthwise, is_pointwise, is_pool2x2
 from fastcnn.kernels.cython import _kernels  # ImportError here = extension not built -> backend missing
 
 NAME = "cython"
@@ -155,7 +155,7 @@ def _check_blas_dims(where: str, **dims) -> None:
 
 
 def im2col(x, g: WindowGeometry):
-    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i, ow*SW + j]``."""
+    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
     cols = np.empty(g.cols_shape, dtype=x.dtype)
     if g.n > 0:
         _kernels.im2col(x, cols, g, _threads())
@@ -170,27 +170,38 @@ def col2im(cols, g: WindowGeometry):
     return x
 
 
-def conv2d_forward(x, w, b, g: WindowGeometry):
-    """``out = W2 @ im2col(x) + b`` as (N, F, OH, OW), block by block. Cache ``(x, w, g)``."""
+def _conv_threads(g: WindowGeometry, f: int, groups: int) -> int:
+    """Threads for a convolution: its multiply-adds / 16 against :data:`GRAIN`."""
+    return _threads(g.n * f * g.oh * g.ow * (g.c // groups) * g.kh * g.kw // 16)
+
+
+def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
+    """``out = W2 @ im2col(x) + b`` as (N, F, OH, OW), block by block (one GEMM per group);
+    depthwise (``groups == C``) by the direct kernel. Cache ``(x, w, g, groups)``."""
     f = w.shape[0]
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
-        return out, (x, w, g)
-    nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
+        return out, (x, w, g, groups)
+    nt = _conv_threads(g, f, groups)
+    if is_depthwise(g, groups):
+        _kernels.depthwise_forward(x, w, b, out, g, nt)
+        return out, (x, w, g, groups)
     nb, slot, _ = _conv_plan(g, f, x.dtype)
     work = _take("conv_work", nt * slot, x.dtype)
     try:
         with _blas_threads(1):
-            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, 1, is_pointwise(g), nt)
+            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, groups, is_pointwise(g),
+                                    nt)
     finally:
         _give("conv_work", work)
-    return out, (x, w, g)
+    return out, (x, w, g, groups)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
-    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)``; with
-    ``need_dx=False`` the ``W2.T @ dout`` GEMMs and col2im are skipped and dx is None."""
-    x, w, g = cache
+    """``db = sum(dout)``, ``dw = dout2 @ cols.T``, ``dx = col2im(W2.T @ dout2)`` (per group;
+    depthwise by the direct kernel); with ``need_dx=False`` the ``dx`` work is skipped and
+    dx is None."""
+    x, w, g, groups = cache
     f = w.shape[0]
     # without dx the C code gets a 1-element stand-in it never touches (a memoryview
     # cannot be None and &dx[0, 0, 0, 0] needs an element)
@@ -200,7 +211,10 @@ def conv2d_backward(dout, cache, need_dx=True):
     if g.n == 0:
         dw.fill(0)
         return (dx if need_dx else None), dw, db.astype(dout.dtype)
-    nt = _threads(g.n * f * g.oh * g.ow * g.c * g.kh * g.kw // 16)
+    nt = _conv_threads(g, f, groups)
+    if is_depthwise(g, groups):
+        _kernels.depthwise_backward(dout, x, w, dx, dw, db, g, need_dx, nt)
+        return (dx if need_dx else None), dw, db.astype(dout.dtype)
     nb, slot, nblocks = _conv_plan(g, f, x.dtype)
     runs = min(nblocks, MAX_RUNS)
     work = _take("conv_work", nt * slot, x.dtype)
@@ -210,7 +224,7 @@ def conv2d_backward(dout, cache, need_dx=True):
         with _blas_threads(1):
             _kernels.conv2d_backward(dout, x, w, dx, dw, db,
                                      parts[:runs * w.size].reshape(runs, w.size),
-                                     db_parts, work, slot, g, nb, 1, is_pointwise(g), nt,
+                                     db_parts, work, slot, g, nb, groups, is_pointwise(g), nt,
                                      need_dx)
     finally:
         _give("conv_work", work)

@@ -1,8 +1,9 @@
 """Numba backend: the kernels of :mod:`fastcnn.kernels.reference`, compiled with Numba.
 
 Same functions, same arguments, same results (see the reference for the maths);
-the jitted loops live in ``numba/conv.py``, ``numba/pool.py`` and ``numba/norm.py``
-and this module does the orchestration: thread count, chunking, BLAS calls.
+the jitted loops live in ``numba/conv.py``, ``numba/depthwise.py``, ``numba/pool.py`` and
+``numba/norm.py``, and this module does the orchestration: thread count, chunking, BLAS
+calls.
 
 How it is fast:
 
@@ -37,8 +38,9 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 
 from fastcnn.kernels import _dispatch as _backend
-from fastcnn.kernels.geometry import WindowGeometry, is_pointwise, is_pool2x2
+from fastcnn.kernels.geometry import WindowGeometry, is_depthwise, is_pointwise, is_pool2x2
 from fastcnn.kernels.numba import conv as _conv
+from fastcnn.kernels.numba import depthwise as _depthwise
 from fastcnn.kernels.numba import norm as _norm
 from fastcnn.kernels.numba import pool as _pool
 
@@ -121,7 +123,7 @@ def _chunk(per_image_elements: int, itemsize: int) -> int:
 
 
 def _window_args(g: WindowGeometry):
-    return g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow
+    return g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow, g.dh, g.dw
 
 
 _blas_controller = None
@@ -182,33 +184,43 @@ def _per_thread(key: str, elements: int, dtype) -> np.ndarray:
     return _buffer(key, t * elements, dtype).reshape(t, elements)
 
 
-def conv2d_forward(x, w, b, g: WindowGeometry):
-    """``out[n] = w2 @ cols_n + b`` with ``w2 = w.reshape(F, C*KH*KW)`` and ``cols_n`` the
-    ``(C*KH*KW, OH*OW)`` columns of image n, one image per thread. Cache: ``(x, w, g)``."""
-    f, k = w.shape[0], g.c * g.kh * g.kw
+def _conv_work(g: WindowGeometry, f: int, groups: int) -> int:
+    """Multiply-adds / 16 of a convolution, the work measure of :func:`_threads`."""
+    return g.n * f * g.oh * g.ow * (g.c // groups) * g.kh * g.kw // 16
+
+
+def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
+    """``out[n] = w2 @ cols_n + b`` (one product per group) with ``w2 = w.reshape(F,
+    C/G*KH*KW)`` and ``cols_n`` the ``(C*KH*KW, OH*OW)`` columns of image n, one image per
+    thread; depthwise (``groups == C``) by direct loops. Cache: ``(x, w, g, groups)``."""
+    f, k, kg = w.shape[0], g.c * g.kh * g.kw, w[0].size
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
-        return out, (x, w, g)
+        return out, (x, w, g, groups)
+    if is_depthwise(g, groups):
+        with _threads(_conv_work(g, f, groups)):
+            _depthwise.forward_kernel(x, w, b, out, *_window_args(g))
+        return out, (x, w, g, groups)
     pointwise = is_pointwise(g)
     rows = _tile_rows(g, x.itemsize)
     tiled = rows < g.oh and not pointwise
-    with _threads(g.n * f * g.oh * g.ow * k // 16), _single_threaded_blas():
+    with _threads(_conv_work(g, f, groups)), _single_threaded_blas():
         cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, x.dtype)
         obuf = _per_thread("obuf", f * rows * g.ow if tiled else 0, x.dtype)
-        _conv.conv_forward_kernel(x, w.reshape(f, k), b, out.reshape(g.n, f, -1), cols, obuf,
-                                  rows, pointwise, *_window_args(g))
-    return out, (x, w, g)
+        _conv.conv_forward_kernel(x, w.reshape(f, kg), b, out.reshape(g.n, f, -1), cols, obuf,
+                                  rows, pointwise, groups, *_window_args(g))
+    return out, (x, w, g, groups)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
     """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols_n.T``, ``dx[n] = col2im(w2.T @ dout[n])``
-    (skipped, and dx None, when ``need_dx`` is False).
+    (per group; skipped, and dx None, when ``need_dx`` is False).
 
     ``dw`` is deterministic: each image's product goes to its own slot of a chunk of
     ``nb`` images (``nb`` fixed by :data:`DW_PARTS_BUDGET_BYTES` and the shapes, never
     by the thread count), and the slots are added in image order, in float64."""
-    x, w, g = cache
-    f, k = w.shape[0], g.c * g.kh * g.kw
+    x, w, g, groups = cache
+    f, k, kg = w.shape[0], g.c * g.kh * g.kw, w[0].size
     dtype = dout.dtype
     # without dx the jitted kernel gets a 1-element stand-in of the same type (4-D) that
     # it never touches
@@ -217,21 +229,28 @@ def conv2d_backward(dout, cache, need_dx=True):
         return (dx if need_dx else None), np.zeros(w.shape, dtype=dtype), np.zeros(f, dtype=dtype)
     dout3 = dout.reshape(g.n, f, -1)
     db64 = np.empty(f, dtype=np.float64)
-    dw64 = np.zeros((f, k), dtype=np.float64)
-    nb = min(g.n, _chunk(f * k, dtype.itemsize))
-    parts = _buffer("dw_parts", nb * f * k, dtype).reshape(nb, f, k)
+    if is_depthwise(g, groups):
+        dw64 = np.empty(w.shape, dtype=np.float64)
+        with _threads(_conv_work(g, f, groups)):
+            _conv.channel_sum_kernel(dout3, db64)
+            _depthwise.backward_kernel(dout, x, w, dx, dw64, need_dx, *_window_args(g))
+        return (dx if need_dx else None), dw64.astype(dtype), db64.astype(dtype)
+    dw64 = np.zeros((f, kg), dtype=np.float64)
+    nb = min(g.n, _chunk(f * kg, dtype.itemsize))
+    parts = _buffer("dw_parts", nb * f * kg, dtype).reshape(nb, f, kg)
     pointwise = is_pointwise(g)
     rows = _tile_rows(g, dtype.itemsize)
     tiled = rows < g.oh and not pointwise
-    with _threads(g.n * f * g.oh * g.ow * k // 16), _single_threaded_blas():
+    with _threads(_conv_work(g, f, groups)), _single_threaded_blas():
         _conv.channel_sum_kernel(dout3, db64)
         cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, dtype)
         dbuf = _per_thread("dbuf", f * rows * g.ow if tiled else 0, dtype)
-        pbuf = _per_thread("pbuf", f * k if tiled else 0, dtype)
+        pbuf = _per_thread("pbuf", f * kg if tiled else 0, dtype)
         for n0 in range(0, g.n, nb):
             m = min(nb, g.n - n0)
-            _conv.conv_backward_kernel(x, w.reshape(f, k), dout3, dx, parts, cols, dbuf, pbuf,
-                                       n0, m, rows, pointwise, need_dx, *_window_args(g))
+            _conv.conv_backward_kernel(x, w.reshape(f, kg), dout3, dx, parts, cols, dbuf, pbuf,
+                                       n0, m, rows, pointwise, groups, need_dx,
+                                       *_window_args(g))
             _conv.accumulate_kernel(dw64, parts[:m])
     return (dx if need_dx else None), dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
 

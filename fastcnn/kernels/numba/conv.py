@@ -27,7 +27,7 @@ _JIT = dict(cache=True, nogil=True)
 
 
 @njit(**_JIT)
-def _valid_range(offset, stride, size, count):
+def valid_range(offset, stride, size, count):
     """Output positions q in [0, count) whose input index q*stride + offset lies in
     [0, size): returns (lo, hi), a possibly empty range (lo == hi)."""
     lo = 0
@@ -39,18 +39,19 @@ def _valid_range(offset, stride, size, count):
 
 
 @njit(**_JIT)
-def _im2col_plane(plane, cols, base, row_stride, r0, r1, kh, kw, sh, sw, pt, pl, ow):
+def _im2col_plane(plane, cols, base, row_stride, r0, r1, kh, kw, sh, sw, pt, pl, ow,
+                  dh, dw):
     """Unfold output rows ``r0 <= r < r1`` of one (H, W) input plane: for every window
-    offset (i, j), ``cols[base + (i*kw + j)*row_stride + (r - r0)*ow + q] =
-    plane_pad[r*sh + i, q*sw + j]`` (zero where the window covers padding)."""
+    tap (i, j), ``cols[base + (i*kw + j)*row_stride + (r - r0)*ow + q] =
+    plane_pad[r*sh + i*dh, q*sw + j*dw]`` (zero where the window covers padding)."""
     H, W = plane.shape
     for i in range(kh):
         for j in range(kw):
             row = base + (i * kw + j) * row_stride
             # Columns q in [lo, hi) read a real pixel; the rest read padding.
-            lo, hi = _valid_range(j - pl, sw, W, ow)
+            lo, hi = valid_range(j * dw - pl, sw, W, ow)
             for r in range(r0, r1):
-                h = r * sh - pt + i
+                h = r * sh - pt + i * dh
                 dst = row + (r - r0) * ow
                 if h < 0 or h >= H:
                     for q in range(ow):
@@ -60,18 +61,19 @@ def _im2col_plane(plane, cols, base, row_stride, r0, r1, kh, kw, sh, sw, pt, pl,
                 for q in range(lo):
                     cols[dst + q] = 0
                 if sw == 1:                             # unit stride: a vectorisable copy
-                    off = j - pl
+                    off = j * dw - pl
                     for q in range(lo, hi):
                         cols[dst + q] = src[q + off]
                 else:
                     for q in range(lo, hi):
-                        cols[dst + q] = src[q * sw - pl + j]
+                        cols[dst + q] = src[q * sw - pl + j * dw]
                 for q in range(hi, ow):
                     cols[dst + q] = 0
 
 
 @njit(**_JIT)
-def _col2im_plane(cols, base, row_stride, r0, r1, plane, kh, kw, sh, sw, pt, pl, ow):
+def _col2im_plane(cols, base, row_stride, r0, r1, plane, kh, kw, sh, sw, pt, pl, ow,
+                  dh, dw):
     """Adjoint of :func:`_im2col_plane`: add every column entry of output rows
     ``[r0, r1)`` back to the pixel it was read from (``plane +=``). Each pixel receives
     its contributions in row-major (i, j) order, as in the reference."""
@@ -79,24 +81,24 @@ def _col2im_plane(cols, base, row_stride, r0, r1, plane, kh, kw, sh, sw, pt, pl,
     for i in range(kh):
         for j in range(kw):
             row = base + (i * kw + j) * row_stride
-            lo, hi = _valid_range(j - pl, sw, W, ow)
+            lo, hi = valid_range(j * dw - pl, sw, W, ow)
             for r in range(r0, r1):
-                h = r * sh - pt + i
+                h = r * sh - pt + i * dh
                 if h < 0 or h >= H:
                     continue
                 dst = plane[h]
                 src = row + (r - r0) * ow
                 if sw == 1:
-                    off = j - pl
+                    off = j * dw - pl
                     for q in range(lo, hi):
                         dst[q + off] += cols[src + q]
                 else:
                     for q in range(lo, hi):
-                        dst[q * sw - pl + j] += cols[src + q]
+                        dst[q * sw - pl + j * dw] += cols[src + q]
 
 
 @njit(parallel=True, **_JIT)
-def im2col_kernel(x, cols, kh, kw, sh, sw, pt, pl, oh, ow):
+def im2col_kernel(x, cols, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
     """``cols`` (flat, public layout ``(C*KH*KW, N*OH*OW)``) <- every window of ``x``."""
     N, C = x.shape[0], x.shape[1]
     P = oh * ow
@@ -104,11 +106,11 @@ def im2col_kernel(x, cols, kh, kw, sh, sw, pt, pl, oh, ow):
         n = t // C
         c = t - n * C
         _im2col_plane(x[n, c], cols, c * kh * kw * N * P + n * P, N * P, 0, oh,
-                      kh, kw, sh, sw, pt, pl, ow)
+                      kh, kw, sh, sw, pt, pl, ow, dh, dw)
 
 
 @njit(parallel=True, **_JIT)
-def col2im_kernel(cols, dx, kh, kw, sh, sw, pt, pl, oh, ow):
+def col2im_kernel(cols, dx, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
     """``dx = col2im(cols)`` for ``cols`` (flat) in the public layout."""
     N, C = dx.shape[0], dx.shape[1]
     P = oh * ow
@@ -117,21 +119,51 @@ def col2im_kernel(cols, dx, kh, kw, sh, sw, pt, pl, oh, ow):
         c = t - n * C
         dx[n, c] = 0
         _col2im_plane(cols, c * kh * kw * N * P + n * P, N * P, 0, oh, dx[n, c],
-                      kh, kw, sh, sw, pt, pl, ow)
+                      kh, kw, sh, sw, pt, pl, ow, dh, dw)
 
 
 @njit(**_JIT)
-def _unfold_tile(x, n, flat, r0, r1, kh, kw, sh, sw, pt, pl, ow):
+def _dot_groups(w2, cols, out, groups):
+    """``out[g] = w2[g] @ cols[g]`` for each group g: rows ``[g*F/G, (g+1)*F/G)`` of
+    ``w2``/``out`` and the group's band of column rows ``[g*K/G, (g+1)*K/G)`` (one BLAS
+    GEMM each; ``groups == 1`` is the plain ``np.dot(w2, cols, out)``)."""
+    fg, kg = w2.shape[0] // groups, cols.shape[0] // groups
+    for g in range(groups):
+        f0, k0 = g * fg, g * kg
+        np.dot(w2[f0:f0 + fg], cols[k0:k0 + kg], out[f0:f0 + fg])
+
+
+@njit(**_JIT)
+def _dot_groups_dw(d, cols, out, groups):
+    """``out[g] = d[g] @ cols[g].T`` per group (this image's dw, (F, K/G))."""
+    fg, kg = d.shape[0] // groups, cols.shape[0] // groups
+    for g in range(groups):
+        f0, k0 = g * fg, g * kg
+        np.dot(d[f0:f0 + fg], cols[k0:k0 + kg].T, out[f0:f0 + fg])
+
+
+@njit(**_JIT)
+def _dot_groups_dcols(w2, d, out, groups):
+    """``out[g] = w2[g].T @ d[g]`` per group (the column gradients, (K, P))."""
+    fg, kg = w2.shape[0] // groups, out.shape[0] // groups
+    for g in range(groups):
+        f0, k0 = g * fg, g * kg
+        np.dot(w2[f0:f0 + fg].T, d[f0:f0 + fg], out[k0:k0 + kg])
+
+
+@njit(**_JIT)
+def _unfold_tile(x, n, flat, r0, r1, kh, kw, sh, sw, pt, pl, ow, dh, dw):
     """Columns of image n for output rows [r0, r1): ``flat[:K*tp]`` as (K, tp)."""
     tp = (r1 - r0) * ow
     for c in range(x.shape[1]):
-        _im2col_plane(x[n, c], flat, c * kh * kw * tp, tp, r0, r1, kh, kw, sh, sw, pt, pl, ow)
+        _im2col_plane(x[n, c], flat, c * kh * kw * tp, tp, r0, r1, kh, kw, sh, sw, pt, pl, ow,
+                      dh, dw)
     return flat[:kh * kw * x.shape[1] * tp].reshape((kh * kw * x.shape[1], tp))
 
 
 @njit(parallel=True, **_JIT)
-def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise,
-                        kh, kw, sh, sw, pt, pl, oh, ow):
+def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise, groups,
+                        kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
     """Per image n (one thread each): ``out3[n] = w2 @ cols_n + b[:, None]``.
 
     ``cols_n`` (C*KH*KW, OH*OW) is unfolded ``rows`` output rows at a time into this
@@ -145,7 +177,7 @@ def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise,
     for n in prange(N):
         o = out3[n]
         if pointwise:
-            np.dot(w2, x[n].reshape((C, P)), o)
+            _dot_groups(w2, x[n].reshape((C, P)), o, groups)
             for f in range(F):
                 o[f] += b[f]
             continue
@@ -153,9 +185,9 @@ def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise,
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
             tp = (r1 - r0) * ow
-            cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow)
+            cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow, dh, dw)
             res = o if tp == P else obuf[tid, :F * tp].reshape((F, tp))
-            np.dot(w2, cv, res)
+            _dot_groups(w2, cv, res, groups)
             for f in range(F):                          # bias, while the tile is in cache
                 bf = b[f]
                 dst = o[f]
@@ -166,7 +198,7 @@ def conv_forward_kernel(x, w2, b, out3, cols, obuf, rows, pointwise,
 
 @njit(parallel=True, **_JIT)
 def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows, pointwise,
-                         need_dx, kh, kw, sh, sw, pt, pl, oh, ow):
+                         groups, need_dx, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
     """Per image n in ``[n0, n0+nb)`` (one thread each), with ``d = dout3[n]`` (F, P):
     ``parts[n - n0] = d @ cols_n.T`` (this image's share of dw) and
     ``dx[n] = col2im(w2.T @ d)`` (the GEMM result overwrites the column buffer),
@@ -179,9 +211,9 @@ def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows
         n = n0 + m
         d = dout3[n]
         if pointwise:
-            np.dot(d, x[n].reshape((C, P)).T, parts[m])
+            _dot_groups_dw(d, x[n].reshape((C, P)), parts[m], groups)
             if need_dx:
-                np.dot(w2.T, d, dx[n].reshape((C, P)))
+                _dot_groups_dcols(w2, d, dx[n].reshape((C, P)), groups)
             continue
         tid = get_thread_id()
         if need_dx:
@@ -189,29 +221,29 @@ def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
             tp = (r1 - r0) * ow
-            cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow)
+            cv = _unfold_tile(x, n, cols[tid], r0, r1, kh, kw, sh, sw, pt, pl, ow, dh, dw)
             if tp == P:                                 # the whole image in one tile
-                np.dot(d, cv.T, parts[m])
+                _dot_groups_dw(d, cv, parts[m], groups)
                 if need_dx:
-                    np.dot(w2.T, d, cv)                 # dcols_n, overwriting cols_n
+                    _dot_groups_dcols(w2, d, cv, groups)   # dcols_n, overwriting cols_n
             else:
                 dt = dbuf[tid, :F * tp].reshape((F, tp))
                 for f in range(F):
                     dt[f] = d[f, r0 * ow:r1 * ow]
                 if r0 == 0:
-                    np.dot(dt, cv.T, parts[m])
+                    _dot_groups_dw(dt, cv, parts[m], groups)
                 else:
                     ptile = pbuf[tid].reshape(parts[m].shape)
-                    np.dot(dt, cv.T, ptile)
+                    _dot_groups_dw(dt, cv, ptile, groups)
                     parts[m] += ptile
                 if need_dx:
-                    np.dot(w2.T, dt, cv)
+                    _dot_groups_dcols(w2, dt, cv, groups)
             if not need_dx:
                 continue
             flat = cols[tid]
             for c in range(C):
                 _col2im_plane(flat, c * kh * kw * tp, tp, r0, r1, dx[n, c],
-                              kh, kw, sh, sw, pt, pl, ow)
+                              kh, kw, sh, sw, pt, pl, ow, dh, dw)
 
 
 @njit(parallel=True, **_JIT)

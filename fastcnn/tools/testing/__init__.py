@@ -57,15 +57,20 @@ The user functions follow the kernel API of ``fastcnn.kernels`` (docs/architectu
 kernel      forward                                                backward
 ==========  =====================================================  ==============================
 conv2d      ``forward(x, w, b, stride, padding) -> (out, cache)``  ``backward(dout, cache) -> (dx, dw, db)``
+            (``forward(x, w, b, stride, padding, dilation, groups)``
+            for the dilated / grouped / depthwise cases)
 maxpool2d   ``forward(x, size, stride, padding) -> (out, cache)``  ``backward(dout, cache) -> dx``
 batchnorm   ``forward(x, gamma, beta, running_mean, running_var,   ``backward(dout, cache) -> (dx, dgamma, dbeta)``
             training, momentum, eps) -> (out, cache)``
 im2col      ``forward(x, kh, kw, stride, padding) -> cols``        ``backward(cols, x_shape, kh, kw, stride, padding) -> x``
+            (one more argument, ``dilation``, for the dilated cases)
 ==========  =====================================================  ==============================
 
-``stride``/``padding``/``size`` arrive as ints or ``(h, w)`` pairs as the case
-states them; one conv case (``asym-pad``) uses ``((top, bottom), (left, right))``
-padding: leave it out with ``cases=`` if your kernel does not support that form.
+``stride``/``padding``/``size``/``dilation`` arrive as ints or ``(h, w)`` pairs as the
+case states them; two conv cases (``asym-pad``, ``depthwise-stride2-asym-pad``) use
+``((top, bottom), (left, right))`` padding: leave them out with ``cases=`` if your kernel
+does not support that form, and the dilated / grouped / depthwise cases if it has no
+``dilation`` / ``groups``.
 """
 
 from fastcnn.tools.testing.cases import (

@@ -126,10 +126,23 @@ CONV_CASES: list[ConvCase] = [
     ConvCase("hw-pairs", 2, 3, 8, 10, 4, 3, 3, (1, 2), (2, 0)),
     ConvCase("asym-pad", 2, 3, 6, 7, 2, 3, 3, 2, ((0, 1), (1, 0))),
     ConvCase("N0", 0, 3, 5, 5, 4, 3, 3, 1, 1),
+    # dilation (taps DH, DW apart), groups (independent channel groups), depthwise
+    ConvCase("dilated2", 2, 3, 9, 9, 4, 3, 3, 1, 2, dilation=2),
+    ConvCase("dilated-hw-pairs", 2, 2, 9, 11, 3, 3, 2, (2, 1), (1, 2), dilation=(2, 3)),
+    ConvCase("dilated-span-equals-input", 1, 2, 5, 5, 2, 3, 3, dilation=2),
+    ConvCase("groups2", 2, 4, 6, 6, 6, 3, 3, 1, 1, groups=2),
+    ConvCase("groups3-1x1", 2, 6, 5, 5, 9, 1, 1, groups=3),
+    ConvCase("groups2-dilated-stride2", 2, 4, 9, 8, 4, 3, 3, 2, 2, dilation=2, groups=2),
+    ConvCase("depthwise", 2, 4, 7, 7, 4, 3, 3, 1, 1, groups=4),
+    ConvCase("depthwise-multiplier2", 2, 3, 6, 6, 6, 3, 3, 1, 1, groups=3),
+    ConvCase("depthwise-stride2-asym-pad", 2, 5, 8, 7, 5, 3, 3, 2, ((0, 1), (1, 0)), groups=5),
+    ConvCase("depthwise-dilated", 2, 3, 9, 9, 3, 3, 3, 1, 2, dilation=2, groups=3),
+    ConvCase("depthwise-5x5-stride3", 2, 4, 11, 10, 8, 5, 5, (3, 2), 2, groups=4),
+    ConvCase("depthwise-N0", 0, 4, 5, 5, 4, 3, 3, 1, 1, groups=4),
 ]
 
 #: im2col/col2im run over the convolution geometries.
-IM2COL_CASES: list[ConvCase] = CONV_CASES
+IM2COL_CASES: list[ConvCase] = [case for case in CONV_CASES if case.groups == 1]
 
 #: Max-pooling geometries.
 POOL_CASES: list[PoolCase] = [
@@ -185,31 +198,44 @@ def check_kernel_name(kernel):
         raise ValueError(f"kernel must be one of {list(KERNELS)}; got {kernel!r}.")
 
 
+def _random_conv_case(name: str, rng: np.random.Generator) -> ConvCase:
+    """A valid random convolution: window, stride, dilation and padding first, then an
+    input at least as large as the dilated window needs; groups divide C and F (a
+    quarter of the cases are depthwise, groups == C)."""
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+    dh, dw = (int(v) for v in rng.integers(1, 4, size=2)) if rng.random() < 0.4 else (1, 1)
+    if rng.random() < 0.25:   # asymmetric padding, as Keras "same" with stride > 1
+        pt, pb, pl, pr = (int(rng.integers(0, kk)) for kk in (kh, kh, kw, kw))
+        padding = ((pt, pb), (pl, pr))
+    else:
+        pt = pb = int(rng.integers(0, kh))
+        pl = pr = int(rng.integers(0, kw))
+        padding = (pt, pl)
+    h = int(rng.integers(max(1, (kh - 1) * dh + 1 - pt - pb), 12))
+    w = int(rng.integers(max(1, (kw - 1) * dw + 1 - pl - pr), 12))
+    groups = int(rng.integers(1, 4))
+    c = groups * int(rng.integers(1, 3))
+    f = groups * int(rng.integers(1, 3))
+    if rng.random() < 0.25:   # depthwise, possibly with a multiplier
+        c = groups
+    return ConvCase(name, int(rng.integers(1, 4)), c, h, w, f, kh, kw, (sh, sw), padding,
+                    (dh, dw), groups)
+
+
 def random_cases(kernel: str, rng: np.random.Generator, count: int) -> list:
     """``count`` random valid cases for ``kernel``, ids ``"random-0"``, ...
 
-    The geometry is *constructed* valid, never filtered: draw the window, stride
-    and padding first, then an input at least as large as the window needs.
-    Sizes stay small (<= 9 per spatial dim) so a whole run is quick.
+    The geometry is *constructed* valid, never filtered: draw the window, stride,
+    dilation and padding first, then an input at least as large as the window needs.
+    Sizes stay small (<= 11 per spatial dim) so a whole run is quick.
     """
     check_kernel_name(kernel)
     out = []
     for k in range(count):
         cid = f"random-{k}"
         if kernel in ("conv2d", "im2col"):
-            kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-            sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
-            if rng.random() < 0.25:   # asymmetric padding, as Keras "same" with stride > 1
-                pt, pb, pl, pr = (int(rng.integers(0, kk)) for kk in (kh, kh, kw, kw))
-                padding = ((pt, pb), (pl, pr))
-            else:
-                pt = pb = int(rng.integers(0, kh))
-                pl = pr = int(rng.integers(0, kw))
-                padding = (pt, pl)
-            h = int(rng.integers(max(1, kh - pt - pb), 10))
-            w = int(rng.integers(max(1, kw - pl - pr), 10))
-            out.append(ConvCase(cid, int(rng.integers(1, 4)), int(rng.integers(1, 6)), h, w,
-                                int(rng.integers(1, 6)), kh, kw, (sh, sw), padding))
+            out.append(_random_conv_case(cid, rng))
         elif kernel == "maxpool2d":
             kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
             sh, sw = (int(v) for v in rng.integers(1, 4, size=2))

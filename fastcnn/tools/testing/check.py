@@ -197,9 +197,23 @@ def _sample_indices(shape, rng, limit):
 _STEP = {"linear": 1e-3, "smooth": 1e-4}
 
 
+def _conv_geometry(case) -> tuple:
+    """The geometry arguments after ``(x, w, b)``: ``(stride, padding)``, plus ``(dilation,
+    groups)`` only for a case that uses them (a kernel without them is still checkable)."""
+    if case.dilation == 1 and case.groups == 1:
+        return (case.stride, case.padding)
+    return (case.stride, case.padding, case.dilation, case.groups)
+
+
+def _im2col_geometry(case) -> tuple:
+    """``(kh, kw, stride, padding)``, plus ``dilation`` for a dilated case."""
+    extra = (case.dilation,) if case.dilation != 1 else ()
+    return (case.kh, case.kw, case.stride, case.padding) + extra
+
+
 def _check_conv(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc_limit):
     inputs = _cast(case.make_inputs(rng, np.float64), dtype)
-    geometry = (case.stride, case.padding)
+    geometry = _conv_geometry(case)
     ref_out, ref_cache = ref_fwd(*_cast(inputs, np.float64).values(), *geometry)
     dout = rng.standard_normal(ref_out.shape).astype(dtype)
     ref_grads = ref_bwd(dout.astype(np.float64), ref_cache)
@@ -230,7 +244,7 @@ def _check_conv(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc
 
 def _check_im2col(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc_limit):
     x = case.make_inputs(rng, np.float64)["x"].astype(dtype)
-    geometry = (case.kh, case.kw, case.stride, case.padding)
+    geometry = _im2col_geometry(case)
     ref_cols = ref_fwd(x.astype(np.float64), *geometry)
     c = rng.standard_normal(ref_cols.shape).astype(dtype)
     ref_x = ref_bwd(c.astype(np.float64), case.x_shape, *geometry)
