@@ -43,6 +43,7 @@ from fastcnn.nn.layers import (
     BatchNormalization,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     LeakyReLU,
@@ -51,6 +52,7 @@ from fastcnn.nn.layers import (
     PReLU,
     ReLU,
     Residual,
+    SeparableConv2D,
     Sigmoid,
     Softmax,
     Tanh,
@@ -100,7 +102,8 @@ __all__ = [
     # models and training
     "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
-    "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
+    "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
+    "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual",
 ]

@@ -3,16 +3,17 @@
 Every function returns a built, *uncompiled* model (call ``compile`` yourself), so
 ``summary()`` works at once and parameter counts can be compared with Keras':
 
-=================  ==================  ============  ====================================
-function           default input       parameters    what it is
-=================  ==================  ============  ====================================
-``digits_cnn``     (1, 8, 8)           30,634        the CLI's default for 8x8 digits
-``lenet5``         (1, 28, 28)         61,706        LeCun et al. 1998 (tanh, avg-pool)
-``mnist_net``      (1, 28, 28)         122,270       the course MNIST net (BENCHMARKS.md)
-``cifar10_net``    (3, 32, 32)         157,578       the course CIFAR-10 net (BENCHMARKS.md)
-``small_resnet``   (3, 32, 32)         depends       ResNet-style blocks via ``Residual``
-``vgg16``          (3, 224, 224)       138,357,544   Simonyan & Zisserman 2014, Keras' count
-=================  ==================  ============  ====================================
+===================  ==================  ============  ====================================
+function             default input       parameters    what it is
+===================  ==================  ============  ====================================
+``digits_cnn``       (1, 8, 8)           30,634        the CLI's default for 8x8 digits
+``lenet5``           (1, 28, 28)         61,706        LeCun et al. 1998 (tanh, avg-pool)
+``mnist_net``        (1, 28, 28)         122,270       the course MNIST net (BENCHMARKS.md)
+``cifar10_net``      (3, 32, 32)         157,578       the course CIFAR-10 net (BENCHMARKS.md)
+``small_resnet``     (3, 32, 32)         depends       ResNet-style blocks via ``Residual``
+``mobilenet_small``  (3, 32, 32)         14,890        depthwise-separable blocks (MobileNet)
+``vgg16``            (3, 224, 224)       138,357,544   Simonyan & Zisserman 2014, Keras' count
+===================  ==================  ============  ====================================
 
 Every model ends in ``Dense(classes, activation="softmax")``, which ``Sequential``
 fuses with a cross-entropy loss during training (see :mod:`fastcnn.model`).
@@ -25,6 +26,7 @@ from fastcnn.nn.layers import (
     BatchNormalization,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     MaxPooling2D,
@@ -33,8 +35,8 @@ from fastcnn.nn.layers import (
 )
 from fastcnn.train.model import Sequential
 
-__all__ = ["digits_cnn", "lenet5", "mnist_net", "cifar10_net", "small_resnet", "vgg16",
-           "MODELS", "get"]
+__all__ = ["digits_cnn", "lenet5", "mnist_net", "cifar10_net", "small_resnet",
+           "mobilenet_small", "vgg16", "MODELS", "get"]
 
 
 def digits_cnn(input_shape=(1, 8, 8), classes=10, dropout=0.25, dtype="float32"):
@@ -160,6 +162,41 @@ def small_resnet(input_shape=(3, 32, 32), classes=10, filters=(16, 32, 64), bloc
     return Sequential(layers, input_shape=input_shape, name="small_resnet", dtype=dtype)
 
 
+def mobilenet_small(input_shape=(3, 32, 32), classes=10, widths=(32, 64, 128),
+                    dtype="float32"):
+    """A small MobileNet (Howard et al. 2017) for 32x32 images: a 3x3 stem, then one
+    depthwise-separable block per width, the second and later ones downsampling by 2::
+
+        Conv2D(16, 3, same, no bias), BN, ReLU                           (16, 32, 32)
+        for each width f (stride 1 for the first, 2 after):
+            DepthwiseConv2D(3, stride, same, no bias), BN, ReLU          (C, H/s, W/s)
+            Conv2D(f, 1, no bias) (pointwise), BN, ReLU                  (f, H/s, W/s)
+        AveragePooling2D over the remaining map (global average), Flatten,
+        Dense(classes) + softmax
+
+    A block costs ``9*C + C*f`` weights where a 3x3 convolution costs ``9*C*f``: that is
+    the point of separable convolutions. He-normal initialization. 14,890 parameters
+    with the defaults (Keras counts the same; 704 of them are BatchNormalization's moving
+    statistics).
+    """
+    def bn_relu():
+        return [BatchNormalization(), ReLU()]
+
+    layers = [Conv2D(16, 3, padding="same", use_bias=False, kernel_initializer="he_normal"),
+              *bn_relu()]
+    size = tuple(input_shape[1:])
+    for k, filters in enumerate(widths):
+        stride = 1 if k == 0 else 2
+        layers += [DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                                   depthwise_initializer="he_normal"), *bn_relu(),
+                   Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal"),
+                   *bn_relu()]
+        size = (-(-size[0] // stride), -(-size[1] // stride))
+    layers += [AveragePooling2D(pool_size=size), Flatten(),
+               Dense(classes, activation="softmax")]
+    return Sequential(layers, input_shape=input_shape, name="mobilenet_small", dtype=dtype)
+
+
 def vgg16(input_shape=(3, 224, 224), classes=1000, dtype="float32"):
     """VGG-16 (configuration D) with its fully connected top, as Keras'
     ``applications.VGG16(include_top=True)``: 13 3x3 "same" convolutions in 5 blocks
@@ -187,6 +224,7 @@ MODELS = {
     "cifar10_net": cifar10_net,
     "cifar10_net_bn": lambda **kw: cifar10_net(batch_norm=True, **kw),
     "small_resnet": small_resnet,
+    "mobilenet_small": mobilenet_small,
     "vgg16": vgg16,
 }
 

@@ -73,3 +73,38 @@ def test_registry():
     assert models.get("mnist-net").name == "mnist_net"
     with pytest.raises(ValueError, match="models.get: name must be one of .*; got 'alexnet'"):
         models.get("alexnet")
+
+
+def test_mobilenet_small_counts_equal_keras():
+    # Keras (any backend), same layers on (32, 32, 3):
+    #   Conv2D(16, 3, no bias) 432, BN(16) 64
+    #   DepthwiseConv2D(3) on 16: 144, BN 64; Conv2D(32, 1) 512, BN 128
+    #   DepthwiseConv2D(3, s2) on 32: 288, BN 128; Conv2D(64, 1) 2,048, BN 256
+    #   DepthwiseConv2D(3, s2) on 64: 576, BN 256; Conv2D(128, 1) 8,192, BN 512
+    #   Dense(10) 1,290 -> 14,890, of which 704 moving statistics
+    model = models.mobilenet_small()
+    assert model.count_params() == 14_890
+    assert sum(a.size for a in model.states().values()) == 704
+    shapes = [layer.output_shape for layer in model.layers
+              if type(layer).__name__ in ("DepthwiseConv2D", "Conv2D")]
+    assert shapes == [(16, 32, 32), (16, 32, 32), (32, 32, 32), (32, 16, 16), (64, 16, 16),
+                      (64, 8, 8), (128, 8, 8)]
+    assert models.get("mobilenet-small").name == "mobilenet_small"
+
+
+def test_mobilenet_small_trains():
+    # 3 classes of noise images: class y brightens its channel y by one standard
+    # deviation. A narrow MobileNet must learn it: the loss (in inference mode, with the
+    # moving statistics) halves and the accuracy ends near 1.
+    rng = np.random.default_rng(0)
+    n = 96
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 1.0, (n, 3, 8, 8)).astype(np.float32)
+    x[np.arange(n), y] += 1.0
+    model = models.mobilenet_small(input_shape=(3, 8, 8), classes=3, widths=(8, 16))
+    model.compile("adam", metrics=["accuracy"])
+    before = model.evaluate(x, y)[0]
+    model.fit(x, y, epochs=30, batch_size=16, verbose=0)
+    loss, accuracy = model.evaluate(x, y)
+    assert loss < 0.5 * before
+    assert accuracy >= 0.9

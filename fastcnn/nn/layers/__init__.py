@@ -22,10 +22,11 @@ from fastcnn.nn.layers.maxout import Maxout
 from fastcnn.nn.layers.normalization import BatchNormalization
 from fastcnn.nn.layers.pooling import AveragePooling2D, MaxPooling2D
 from fastcnn.nn.layers.residual import Residual
+from fastcnn.nn.layers.separable import DepthwiseConv2D, SeparableConv2D
 
 __all__ = [
     "Layer", "serialize", "deserialize",
-    "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
+    "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual",
 ]

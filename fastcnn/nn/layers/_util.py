@@ -52,13 +52,19 @@ def window_padding(padding, size_hw, kernel_hw, stride_hw):
     """Per-side padding ``((top, bottom), (left, right))`` for a window op.
 
     ``"same"`` follows TensorFlow: ``OH = ceil(H / SH)``, and an odd total padding puts
-    the extra row/column at the bottom/right (see :func:`fastcnn._shapes.same_padding`).
+    the extra row/column at the bottom/right (see :func:`fastcnn.kernels.geometry.same_padding`).
     """
     if padding == "valid":
         return (0, 0), (0, 0)
     if padding == "same":
         return tuple(same_padding(s, k, st) for s, k, st in zip(size_hw, kernel_hw, stride_hw))
     return (padding[0], padding[0]), (padding[1], padding[1])
+
+
+def dilated_size(kernel_hw, dilation_hw) -> tuple[int, int]:
+    """The pixels a dilated kernel covers, ``(KH - 1)*DH + 1`` per axis: what its output
+    size and its "same" padding are computed from."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel_hw, dilation_hw))
 
 
 def window_output_hw(where, padding, size_hw, kernel_hw, stride_hw):

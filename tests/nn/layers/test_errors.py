@@ -10,10 +10,12 @@ from fastcnn.nn.layers import (
     BatchNormalization,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     MaxPooling2D,
     Residual,
+    SeparableConv2D,
 )
 
 
@@ -93,6 +95,28 @@ def test_bad_hyperparameters():
     with pytest.raises(ValueError, match=re.escape(
             "BatchNormalization: momentum must lie in [0.0, 1.0]; got 1.5.")):
         BatchNormalization(momentum=1.5)
+
+
+def test_conv_groups_and_dilation_errors():
+    with pytest.raises(ValueError, match=re.escape(
+            "Conv2D: filters must be a multiple of groups = 2; got filters=3.")):
+        Conv2D(3, 3, groups=2)
+    with pytest.raises(ValueError, match=re.escape(
+            "Conv2D: groups must be a positive int; got 0.")):
+        Conv2D(2, 3, groups=0)
+    with pytest.raises(ValueError, match=re.escape(
+            "Conv2D: dilation_rate must be positive; got (1, 0).")):
+        Conv2D(2, 3, dilation_rate=(1, 0))
+    with pytest.raises(ValueError, match=re.escape(
+            "Conv2D 'g': the input channels must be a multiple of groups = 2; got input "
+            "shape (3, 8, 8).")):
+        Conv2D(4, 3, groups=2, name="g").build((3, 8, 8))
+    with pytest.raises(ValueError, match=re.escape(
+            "DepthwiseConv2D 'd': window 5x5 does not fit input 4x4")):
+        DepthwiseConv2D(3, dilation_rate=2, name="d").build((2, 4, 4))
+    with pytest.raises(ValueError, match=re.escape(
+            "SeparableConv2D: depth_multiplier must be a positive int; got 0.")):
+        SeparableConv2D(4, 3, depth_multiplier=0)
 
 
 def test_dense_needs_flat_input():
