@@ -103,6 +103,15 @@ static void FC_NAME(fc_conv_gather_dout)(const FC_T *FC_RESTRICT dout, FC_T *FC_
 
 #ifndef FC_CONV_PLAN_DEFINED
 #define FC_CONV_PLAN_DEFINED
+/* Compile the marked function for AVX2 and for the baseline, chosen at load time (GCC's
+ * function multiversioning through an ifunc, hence x86-64 Linux only); elsewhere one plain
+ * version. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FC_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FC_TARGET_CLONES
+#endif
+
 static inline fc_index_t fc_min_index(fc_index_t a, fc_index_t b) { return a < b ? a : b; }
 
 /* The defensive check of a plan against its geometry (Python made both; a failure is a
@@ -274,124 +283,137 @@ int FC_NAME(fc_conv2d_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT
  *
  * Loops: for a fixed output row oh and tap (i, j) the valid output columns are one range
  * [lo, hi) (fc_valid_range), so the innermost loop is a bounds-test-free run over ow that
- * the compiler vectorises when SW == 1 (the same trick as im2col, without the copy).
+ * the compiler vectorises when SW == 1 (the same trick as im2col, without the copy); the
+ * output row being summed stays in L1 over its KH*KW passes.
  * Each output element gets b, then its taps in row-major (i, j) order. dw and db sums run
  * per output row into a FC_T partial (vectorised: FC_OMP_SIMD_SUM, an order fixed by the
- * build) added into a double accumulator in (n, oh) order.
+ * build) added into a double accumulator in (n, oh) order; dw and db are returned in
+ * double (the caller rounds them once to the data's type).
  *
- * Threading: forward one OpenMP iteration per (n, f) plane; backward one per filter f
- * (dw[f], db[f]: all images in order) and then one per (n, c) plane (dx). Every output
- * element is computed by one iteration in a fixed order: bitwise identical for any
- * thread count.
+ * The per-plane and per-channel work is compiled twice on x86-64 Linux with GCC (plain and
+ * AVX2, FC_TARGET_CLONES; the CPU picks at load time): twice the vector width, no FMA (ISO
+ * mode keeps a*b + c two roundings), so every element is computed in the same order either
+ * way; only the lane partial sums of dw/db (FC_OMP_SIMD_SUM) depend on the build's width.
+ *
+ * Threading: forward one OpenMP iteration per (n, f) plane; backward one per input
+ * channel c (its filters' dw and db over all images in order, and its dx planes, in one
+ * pass over its data). Every output element is computed by one iteration in a fixed order:
+ * bitwise identical for any thread count.
  */
+
+/* One (n, f) output plane: b, then the taps' w[i, j] * x rows added in (i, j) order. */
+FC_TARGET_CLONES
+static void FC_NAME(fc_depthwise_fwd_plane)(const FC_T *FC_RESTRICT plane,
+                                            const FC_T *FC_RESTRICT wf, FC_T bias,
+                                            FC_T *FC_RESTRICT out_plane, const fc_geom *g)
+{
+    const fc_index_t H = g->h, W = g->w, KW = g->kw, OW = g->ow, SW = g->sw;
+    for (fc_index_t oh = 0; oh < g->oh; oh++) {
+        FC_T *orow = out_plane + oh * OW;
+        for (fc_index_t ow = 0; ow < OW; ow++) orow[ow] = bias;
+        for (fc_index_t i = 0; i < g->kh; i++) {
+            const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
+            if (ih < 0 || ih >= H) continue;   /* a padding row adds zeros */
+            for (fc_index_t j = 0; j < KW; j++) {
+                const FC_T wij = wf[i * KW + j];
+                fc_index_t lo, hi;
+                fc_valid_range(W, g->pad_left, j * g->dw, SW, OW, &lo, &hi);
+                /* plane[off + ow*SW] = x[ih, ow*SW - pad_left + j*DW] (an index, so no
+                 * pointer outside the array is ever formed) */
+                const fc_index_t off = ih * W + j * g->dw - g->pad_left;
+                if (SW == 1) {
+                    for (fc_index_t ow = lo; ow < hi; ow++) orow[ow] += wij * plane[off + ow];
+                } else {
+                    for (fc_index_t ow = lo; ow < hi; ow++)
+                        orow[ow] += wij * plane[off + ow * SW];
+                }
+            }
+        }
+    }
+}
 
 int FC_NAME(fc_depthwise_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT w,
                               const FC_T *FC_RESTRICT b, FC_T *FC_RESTRICT out,
                               const fc_geom *g, fc_index_t f, int n_threads)
 {
     if (!fc_geom_is_valid(g) || f < 1 || f % g->c != 0) return FC_EINVAL;
-    const fc_index_t C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
-    const fc_index_t OH = g->oh, OW = g->ow, M = f / C;
+    const fc_index_t C = g->c, HW = g->h * g->w, KK = g->kh * g->kw, M = f / C;
+    const fc_index_t P = g->oh * g->ow;
     const int nt = fc_threads_for(n_threads, g->n * f);
     fc_index_t nf;
     FC_OMP_PARALLEL_FOR(nt)
     for (nf = 0; nf < g->n * f; nf++) {
-        const fc_index_t n = nf / f, fo = nf % f, c = fo / M;
-        const FC_T *plane = x + (n * C + c) * H * W;
-        const FC_T *wf = w + fo * KH * KW;
-        for (fc_index_t oh = 0; oh < OH; oh++) {
-            FC_T *orow = out + nf * OH * OW + oh * OW;
-            for (fc_index_t ow = 0; ow < OW; ow++) orow[ow] = b[fo];
-            for (fc_index_t i = 0; i < KH; i++) {
-                const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
-                if (ih < 0 || ih >= H) continue;   /* a padding row adds zeros */
-                for (fc_index_t j = 0; j < KW; j++) {
-                    const FC_T wij = wf[i * KW + j];
-                    fc_index_t lo, hi;
-                    fc_valid_range(W, g->pad_left, j * g->dw, g->sw, OW, &lo, &hi);
-                    /* plane[off + ow*SW] = x[ih, ow*SW - pad_left + j*DW] (an index, so no
-                     * pointer outside the array is ever formed) */
-                    const fc_index_t off = ih * W + j * g->dw - g->pad_left;
-                    if (g->sw == 1) {
-                        for (fc_index_t ow = lo; ow < hi; ow++) orow[ow] += wij * plane[off + ow];
-                    } else {
-                        for (fc_index_t ow = lo; ow < hi; ow++)
-                            orow[ow] += wij * plane[off + ow * g->sw];
-                    }
-                }
-            }
-        }
+        const fc_index_t n = nf / f, fo = nf % f;
+        FC_NAME(fc_depthwise_fwd_plane)(x + (n * C + fo / M) * HW, w + fo * KK, b[fo],
+                                        out + nf * P, g);
     }
     return FC_OK;
 }
 
-/* dw[fo] (KH*KW) and db[fo] of one filter, over all images in order */
-static void FC_NAME(fc_depthwise_dw_filter)(const FC_T *dout, const FC_T *x, FC_T *dw_f,
-                                            double *db_f, const fc_geom *g, fc_index_t f,
-                                            fc_index_t fo)
+/* One output row oh of filter fo of one image, for the backward: every tap (i, j) adds
+ * dot(drow, the input row it read) to dw_f[i*KW + j] (double), and, when dx_plane is not
+ * NULL, sends w[fo, i, j] * drow back to that input row (the adjoint of the forward). The
+ * rows involved (one dout row, KH input rows, KH dx rows) stay in L1 for all taps. */
+static inline void FC_NAME(fc_depthwise_bwd_row)(const FC_T *drow, const FC_T *plane, FC_T *dx_plane,
+                                          const FC_T *wf, double *dw_f, const fc_geom *g,
+                                          fc_index_t oh)
 {
-    const fc_index_t C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
-    const fc_index_t OH = g->oh, OW = g->ow, c = fo / (f / C);
-    double bias = 0.0;
-    for (fc_index_t n = 0; n < g->n; n++) {
-        const FC_T *d = dout + (n * f + fo) * OH * OW;
-        for (fc_index_t k = 0; k < OH * OW; k++) bias += (double)d[k];
-    }
-    *db_f = bias;
-    for (fc_index_t i = 0; i < KH; i++) {
+    const fc_index_t H = g->h, W = g->w, KW = g->kw, SW = g->sw;
+    for (fc_index_t i = 0; i < g->kh; i++) {
+        const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
+        if (ih < 0 || ih >= H) continue;   /* a padding row: contributes and receives 0 */
         for (fc_index_t j = 0; j < KW; j++) {
             fc_index_t lo, hi;
-            fc_valid_range(W, g->pad_left, j * g->dw, g->sw, OW, &lo, &hi);
-            double acc = 0.0;
-            for (fc_index_t n = 0; n < g->n; n++) {
-                const FC_T *plane = x + (n * C + c) * H * W;
-                const FC_T *d = dout + (n * f + fo) * OH * OW;
-                for (fc_index_t oh = 0; oh < OH; oh++) {
-                    const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
-                    if (ih < 0 || ih >= H) continue;
-                    const fc_index_t off = ih * W + j * g->dw - g->pad_left;
-                    const FC_T *drow = d + oh * OW;
-                    FC_T s = 0;
-                    FC_OMP_SIMD_SUM(s)
-                    for (fc_index_t ow = lo; ow < hi; ow++) s += drow[ow] * plane[off + ow * g->sw];
-                    acc += (double)s;
-                }
+            fc_valid_range(W, g->pad_left, j * g->dw, SW, g->ow, &lo, &hi);
+            const fc_index_t off = ih * W + j * g->dw - g->pad_left;
+            const FC_T wij = wf[i * KW + j];
+            FC_T s = 0;
+            if (SW == 1) {
+                FC_OMP_SIMD_SUM(s)
+                for (fc_index_t ow = lo; ow < hi; ow++) s += drow[ow] * plane[off + ow];
+                if (dx_plane != NULL)
+                    for (fc_index_t ow = lo; ow < hi; ow++) dx_plane[off + ow] += wij * drow[ow];
+            } else {
+                FC_OMP_SIMD_SUM(s)
+                for (fc_index_t ow = lo; ow < hi; ow++) s += drow[ow] * plane[off + ow * SW];
+                if (dx_plane != NULL)
+                    for (fc_index_t ow = lo; ow < hi; ow++)
+                        dx_plane[off + ow * SW] += wij * drow[ow];
             }
-            dw_f[i * KW + j] = (FC_T)acc;
+            dw_f[i * KW + j] += (double)s;
         }
     }
 }
 
-/* dx[n, c] = the adjoint of the forward for plane (n, c): every filter of channel c sends
- * w[f, i, j] * dout[n, f] back to the pixels tap (i, j) read */
-static void FC_NAME(fc_depthwise_dx_plane)(const FC_T *dout, const FC_T *w, FC_T *dx_plane,
-                                           const fc_geom *g, fc_index_t f, fc_index_t n,
-                                           fc_index_t c)
+/* Channel c's whole backward: dw and db of its M filters (summed over the images in order,
+ * in double) and, when need_dx, dx[n, c] for every image n. One pass over its data: each
+ * dout row and input row is read once for both gradients. */
+FC_TARGET_CLONES
+static void FC_NAME(fc_depthwise_bwd_channel)(const FC_T *dout, const FC_T *x, const FC_T *w,
+                                              FC_T *dx, double *dw, double *db,
+                                              const fc_geom *g, fc_index_t f, int need_dx,
+                                              fc_index_t c)
 {
-    const fc_index_t H = g->h, W = g->w, KH = g->kh, KW = g->kw, OH = g->oh, OW = g->ow;
-    const fc_index_t M = f / g->c;
-    for (fc_index_t k = 0; k < H * W; k++) dx_plane[k] = 0;
-    for (fc_index_t m = 0; m < M; m++) {
-        const fc_index_t fo = c * M + m;
-        const FC_T *d = dout + (n * f + fo) * OH * OW;
-        const FC_T *wf = w + fo * KH * KW;
-        for (fc_index_t oh = 0; oh < OH; oh++) {
-            const FC_T *drow = d + oh * OW;
-            for (fc_index_t i = 0; i < KH; i++) {
-                const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
-                if (ih < 0 || ih >= H) continue;   /* a padding row: dropped */
-                for (fc_index_t j = 0; j < KW; j++) {
-                    const FC_T wij = wf[i * KW + j];
-                    fc_index_t lo, hi;
-                    fc_valid_range(W, g->pad_left, j * g->dw, g->sw, OW, &lo, &hi);
-                    const fc_index_t off = ih * W + j * g->dw - g->pad_left;
-                    if (g->sw == 1) {
-                        for (fc_index_t ow = lo; ow < hi; ow++) dx_plane[off + ow] += wij * drow[ow];
-                    } else {
-                        for (fc_index_t ow = lo; ow < hi; ow++)
-                            dx_plane[off + ow * g->sw] += wij * drow[ow];
-                    }
-                }
+    const fc_index_t C = g->c, HW = g->h * g->w, KK = g->kh * g->kw, M = f / C;
+    const fc_index_t OH = g->oh, OW = g->ow;
+    for (fc_index_t k = 0; k < M * KK; k++) dw[c * M * KK + k] = 0.0;
+    for (fc_index_t m = 0; m < M; m++) db[c * M + m] = 0.0;
+    for (fc_index_t n = 0; n < g->n; n++) {
+        const FC_T *plane = x + (n * C + c) * HW;
+        FC_T *dx_plane = need_dx ? dx + (n * C + c) * HW : NULL;
+        if (dx_plane != NULL)
+            for (fc_index_t k = 0; k < HW; k++) dx_plane[k] = 0;
+        for (fc_index_t m = 0; m < M; m++) {
+            const fc_index_t fo = c * M + m;
+            const FC_T *d = dout + (n * f + fo) * OH * OW;
+            for (fc_index_t oh = 0; oh < OH; oh++) {
+                const FC_T *drow = d + oh * OW;
+                FC_T row_sum = 0;
+                FC_OMP_SIMD_SUM(row_sum)
+                for (fc_index_t ow = 0; ow < OW; ow++) row_sum += drow[ow];
+                db[fo] += (double)row_sum;
+                FC_NAME(fc_depthwise_bwd_row)(drow, plane, dx_plane, w + fo * KK, dw + fo * KK,
+                                              g, oh);
             }
         }
     }
@@ -399,21 +421,14 @@ static void FC_NAME(fc_depthwise_dx_plane)(const FC_T *dout, const FC_T *w, FC_T
 
 int FC_NAME(fc_depthwise_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT x,
                               const FC_T *FC_RESTRICT w, FC_T *FC_RESTRICT dx,
-                              FC_T *FC_RESTRICT dw, double *FC_RESTRICT db, const fc_geom *g,
+                              double *FC_RESTRICT dw, double *FC_RESTRICT db, const fc_geom *g,
                               fc_index_t f, int need_dx, int n_threads)
 {
     if (!fc_geom_is_valid(g) || f < 1 || f % g->c != 0) return FC_EINVAL;
-    const fc_index_t KK = g->kh * g->kw, C = g->c;
-    const int ntf = fc_threads_for(n_threads, f);
-    fc_index_t fo;
-    FC_OMP_PARALLEL_FOR_DYNAMIC(ntf)
-    for (fo = 0; fo < f; fo++)
-        FC_NAME(fc_depthwise_dw_filter)(dout, x, dw + fo * KK, db + fo, g, f, fo);
-    if (!need_dx) return FC_OK;
-    const int ntp = fc_threads_for(n_threads, g->n * C);
-    fc_index_t nc;
-    FC_OMP_PARALLEL_FOR(ntp)
-    for (nc = 0; nc < g->n * C; nc++)
-        FC_NAME(fc_depthwise_dx_plane)(dout, w, dx + nc * g->h * g->w, g, f, nc / C, nc % C);
+    const int nt = fc_threads_for(n_threads, g->c);
+    fc_index_t c;
+    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
+    for (c = 0; c < g->c; c++)
+        FC_NAME(fc_depthwise_bwd_channel)(dout, x, w, dx, dw, db, g, f, need_dx, c);
     return FC_OK;
 }

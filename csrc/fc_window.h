@@ -17,8 +17,15 @@ static inline void fc_valid_range(fc_index_t size, fc_index_t pad, fc_index_t k,
 {
     fc_index_t a = pad - k;          /* need o*s >= a */
     fc_index_t b = size + pad - k;   /* need o*s <  b */
-    fc_index_t l = a <= 0 ? 0 : (a + s - 1) / s;
-    fc_index_t h = b <= 0 ? 0 : (b - 1) / s + 1;
+    fc_index_t l, h;
+    if (s == 1) {   /* the common case, without two 64-bit divisions (tens of cycles each:
+                     * they dominated the depthwise kernels, which call this per row) */
+        l = a <= 0 ? 0 : a;
+        h = b <= 0 ? 0 : b;
+    } else {
+        l = a <= 0 ? 0 : (a + s - 1) / s;
+        h = b <= 0 ? 0 : (b - 1) / s + 1;
+    }
     if (l > n_out) l = n_out;
     if (h > n_out) h = n_out;
     if (h < l) h = l;

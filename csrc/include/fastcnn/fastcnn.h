@@ -127,12 +127,12 @@ int fc_max_threads(void);
     int fc_depthwise_fwd_##SUF(const T *FC_RESTRICT x, const T *FC_RESTRICT w,               \
                                const T *FC_RESTRICT b, T *FC_RESTRICT out, const fc_geom *g, \
                                fc_index_t f, int n_threads);                                 \
-    /* db[f] = sum dout[:, f] (double); dw[f] = sum_n dout[n, f] (x) x_pad[n, f/M] (the     \
-       taps); dx = the adjoint of the forward (untouched when need_dx == 0). fc_conv.c */    \
+    /* db[f] = sum dout[:, f]; dw[f] = sum_n dout[n, f] (x) x_pad[n, f/M] (the taps), both  \
+       in double; dx = the adjoint of the forward (untouched when need_dx == 0). fc_conv.c */ \
     int fc_depthwise_bwd_##SUF(const T *FC_RESTRICT dout, const T *FC_RESTRICT x,            \
-                               const T *FC_RESTRICT w, T *FC_RESTRICT dx, T *FC_RESTRICT dw, \
-                               double *FC_RESTRICT db, const fc_geom *g, fc_index_t f,       \
-                               int need_dx, int n_threads);                                  \
+                               const T *FC_RESTRICT w, T *FC_RESTRICT dx,                    \
+                               double *FC_RESTRICT dw, double *FC_RESTRICT db,               \
+                               const fc_geom *g, fc_index_t f, int need_dx, int n_threads);  \
     /* y[n,c,oh,ow] = max over the window (padding never a candidate); argmax = h*W + w      \
        of the first maximum in row-major window order; a NaN wins.  fc_maxpool.c */          \
     int fc_maxpool2d_fwd_##SUF(const T *FC_RESTRICT x, T *FC_RESTRICT y,                     \

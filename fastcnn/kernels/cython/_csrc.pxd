@@ -58,7 +58,7 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
     int fc_depthwise_fwd_f64(const double *x, const double *w, const double *b, double *out,
                              const fc_geom *g, fc_index_t f, int n_threads) noexcept
     int fc_depthwise_bwd_f32(const float *dout, const float *x, const float *w, float *dx,
-                             float *dw, double *db, const fc_geom *g, fc_index_t f,
+                             double *dw, double *db, const fc_geom *g, fc_index_t f,
                              int need_dx, int n_threads) noexcept
     int fc_depthwise_bwd_f64(const double *dout, const double *x, const double *w, double *dx,
                              double *dw, double *db, const fc_geom *g, fc_index_t f,

@@ -180,7 +180,7 @@ def depthwise_backward(const floating[:, :, :, ::1] dout,  # IN  (N, F, OH, OW),
                        const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
                        const floating[:, :, :, ::1] w,     # IN  (F, 1, KH, KW)
                        floating[:, :, :, ::1] dx,          # OUT (N, C, H, W) if need_dx
-                       floating[:, :, :, ::1] dw,          # OUT (F, 1, KH, KW)
+                       double[:, :, :, ::1] dw,            # OUT (F, 1, KH, KW) in double
                        double[::1] db,                     # OUT (F,) in double
                        g, bint need_dx, int n_threads):
     """Gradients of :func:`depthwise_forward` (dx untouched when ``need_dx`` is false)."""

@@ -212,9 +212,10 @@ def conv2d_backward(dout, cache, need_dx=True):
         dw.fill(0)
         return (dx if need_dx else None), dw, db.astype(dout.dtype)
     nt = _conv_threads(g, f, groups)
-    if is_depthwise(g, groups):
-        _kernels.depthwise_backward(dout, x, w, dx, dw, db, g, need_dx, nt)
-        return (dx if need_dx else None), dw, db.astype(dout.dtype)
+    if is_depthwise(g, groups):   # dw and db summed in double, rounded once here
+        dw64 = np.empty(w.shape, dtype=np.float64)
+        _kernels.depthwise_backward(dout, x, w, dx, dw64, db, g, need_dx, nt)
+        return (dx if need_dx else None), dw64.astype(dout.dtype), db.astype(dout.dtype)
     nb, slot, nblocks = _conv_plan(g, f, x.dtype)
     runs = min(nblocks, MAX_RUNS)
     work = _take("conv_work", nt * slot, x.dtype)

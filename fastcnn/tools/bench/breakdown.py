@@ -48,6 +48,9 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
     The chunk is the backend's own when it says (``conv_chunk_images(geometry, F,
     itemsize)``), else sized by ``chunk_bytes`` (default :data:`DEFAULT_CHUNK_BYTES`).
     """
+    if case.groups != 1 or case.dilation != 1:
+        raise ValueError(f"conv_breakdown: the phases are those of one im2col + GEMM "
+                         f"convolution; got groups={case.groups}, dilation={case.dilation}.")
     module = backend_module(backend)
     g = case.geometry
     inp = make_inputs(case)

@@ -91,6 +91,8 @@ CASES = {c.name: c for c in [
              (same_padding(14, 4, 2), same_padding(14, 4, 2)),
              note="target (MNIST net layer 3, 'same' stride 2)"),
     ConvCase("cifar_conv1", 256, 3, 32, 32, 64, 3, 3, 1, 1, note="CIFAR-10 net layer 1"),
+    ConvCase("depthwise3x3_64_32", 64, 64, 32, 32, 64, 3, 3, 1, 1, groups=64,
+             note="target (depthwise: groups = C, MobileNet's building block)"),
     PoolCase("pool2_64x32", 64, 64, 32, 32, 2, 2, 0, "target"),
     PoolCase("pool2_128x16", 64, 128, 16, 16, 2, 2, 0, "target"),
     PoolCase("pool3s2_64x32", 64, 64, 32, 32, 3, 2, 1, "target (overlapping)"),
@@ -135,8 +137,9 @@ def make_inputs(case, dtype=np.float32, seed=0) -> dict:
 
     if case.kernel == "conv2d":
         g = case.geometry
+        fan_in = g.c // case.groups * g.kh * g.kw
         return {"x": normal(g.n, g.c, g.h, g.w),
-                "w": normal(case.f, g.c, g.kh, g.kw, scale=np.sqrt(2.0 / (g.c * g.kh * g.kw))),
+                "w": normal(*case.w_shape, scale=np.sqrt(2.0 / fan_in)),
                 "b": normal(case.f, scale=0.1),
                 "dout": normal(g.n, case.f, g.oh, g.ow)}
     if case.kernel == "maxpool2d":
@@ -150,7 +153,8 @@ def make_inputs(case, dtype=np.float32, seed=0) -> dict:
 
 def _forward(case, inp):
     if case.kernel == "conv2d":
-        return kernels.conv2d_forward(inp["x"], inp["w"], inp["b"], case.stride, case.padding)
+        return kernels.conv2d_forward(inp["x"], inp["w"], inp["b"], case.stride, case.padding,
+                                      case.dilation, case.groups)
     if case.kernel == "maxpool2d":
         return kernels.maxpool2d_forward(inp["x"], case.size, case.stride, case.padding)
     return kernels.batchnorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["running_mean"],
@@ -237,7 +241,7 @@ def work(case, direction: str, itemsize: int = 4) -> dict:
     if case.kernel == "conv2d":
         g = case.geometry
         x = _nbytes(g.input_shape, itemsize)
-        wb = _nbytes((case.f, g.c, g.kh, g.kw), itemsize) + case.f * itemsize
+        wb = _nbytes(case.w_shape, itemsize) + case.f * itemsize
         out = _nbytes((g.n, case.f, g.oh, g.ow), itemsize)
         fwd_bytes, bwd_bytes = x + wb + out, out + x + wb + x + wb
         factor = {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
@@ -257,31 +261,34 @@ def work(case, direction: str, itemsize: int = 4) -> dict:
 def gemm_callable(case: ConvCase, direction: str, dtype=np.float32, seed=0):
     """The exact matrix products an im2col convolution does, on preallocated arrays.
 
-    With ``K = C*KH*KW`` and ``P = N*OH*OW``::
+    With ``K = C/G*KH*KW`` (``G`` groups), ``P = N*OH*OW`` and, for each group g,
+    its ``F/G`` filters and ``K`` column rows::
 
-        forward   out2(F, P)  = W2(F, K) @ cols(K, P)
-        backward  dW2(F, K)   = dout2(F, P) @ cols(K, P).T
-                  dcols(K, P) = W2(F, K).T @ dout2(F, P)
+        forward   out2[g](F/G, P)  = W2[g](F/G, K) @ cols[g](K, P)
+        backward  dW2[g](F/G, K)   = dout2[g](F/G, P) @ cols[g](K, P).T
+                  dcols[g](K, P)   = W2[g](F/G, K).T @ dout2[g](F/G, P)
 
     Every output is written with ``out=`` so the timed function allocates nothing;
-    this is the floor a conv built on this BLAS cannot beat without other algorithms.
+    this is the floor a conv built on this BLAS cannot beat without other algorithms
+    (for a depthwise convolution, ``G = C`` tiny products: the floor of doing it as GEMMs).
     """
     g = case.geometry
-    k, p = g.c * g.kh * g.kw, g.n * g.oh * g.ow
+    groups, fg = case.groups, case.f // case.groups
+    k, p = g.c // groups * g.kh * g.kw, g.n * g.oh * g.ow
     rng = np.random.default_rng(seed)
-    w2 = rng.standard_normal((case.f, k)).astype(dtype)
-    cols = rng.standard_normal((k, p)).astype(dtype)
-    dout2 = rng.standard_normal((case.f, p)).astype(dtype)
-    out2 = np.empty((case.f, p), dtype)
-    dw2 = np.empty((case.f, k), dtype)
-    dcols = np.empty((k, p), dtype)
+    w2 = rng.standard_normal((groups, fg, k)).astype(dtype)
+    cols = rng.standard_normal((groups, k, p)).astype(dtype)
+    dout2 = rng.standard_normal((groups, fg, p)).astype(dtype)
+    out2 = np.empty((groups, fg, p), dtype)
+    dw2 = np.empty((groups, fg, k), dtype)
+    dcols = np.empty((groups, k, p), dtype)
 
     def forward():
-        np.matmul(w2, cols, out=out2)
+        np.matmul(w2, cols, out=out2)                     # one product per group
 
     def backward():
-        np.matmul(dout2, cols.T, out=dw2)
-        np.matmul(w2.T, dout2, out=dcols)
+        np.matmul(dout2, cols.transpose(0, 2, 1), out=dw2)
+        np.matmul(w2.transpose(0, 2, 1), dout2, out=dcols)
 
     def both():
         forward()

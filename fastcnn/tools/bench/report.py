@@ -328,7 +328,8 @@ def _memory_section(opts, out, progress):
 
 def _breakdown_section(opts, out, progress, errors):
     rows = []
-    conv_cases = [C.get_case(n) for n in opts.cases if C.get_case(n).kernel == "conv2d"]
+    conv_cases = [C.get_case(n) for n in opts.cases if C.get_case(n).kernel == "conv2d"
+                  and C.get_case(n).groups == 1 and C.get_case(n).dilation == 1]
     threads = max(opts.threads)
     for case in conv_cases:
         for backend in opts.backends:

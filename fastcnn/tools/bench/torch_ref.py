@@ -43,14 +43,15 @@ def _graph(case, inp, requires_grad: bool):
     if case.kernel == "conv2d":
         x, w, b = tensor("x"), tensor("w"), tensor("b")
         g = case.geometry
+        spread = dict(stride=(g.sh, g.sw), dilation=(g.dh, g.dw), groups=case.groups)
         if g.is_symmetric:
             def forward():
-                return F.conv2d(x, w, b, stride=case.stride, padding=(g.pad_top, g.pad_left))
+                return F.conv2d(x, w, b, padding=(g.pad_top, g.pad_left), **spread)
         else:
             pads = (g.pad_left, g.pad_right, g.pad_top, g.pad_bottom)
 
             def forward():
-                return F.conv2d(F.pad(x, pads), w, b, stride=case.stride)
+                return F.conv2d(F.pad(x, pads), w, b, **spread)
         return forward, (x, w, b)
     if case.kernel == "maxpool2d":
         x = tensor("x")
