@@ -354,7 +354,8 @@ int FC_NAME(fc_depthwise_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT
  * dot(drow, the input row it read) to dw_f[i*KW + j] (double), and, when dx_plane is not
  * NULL, sends w[fo, i, j] * drow back to that input row (the adjoint of the forward). The
  * rows involved (one dout row, KH input rows, KH dx rows) stay in L1 for all taps. */
-static inline void FC_NAME(fc_depthwise_bwd_row)(const FC_T *drow, const FC_T *plane, FC_T *dx_plane,
+static inline void FC_NAME(fc_depthwise_bwd_row)(const FC_T *drow, const FC_T *plane,
+                                                 FC_T *dx_plane,
                                           const FC_T *wf, double *dw_f, const fc_geom *g,
                                           fc_index_t oh)
 {

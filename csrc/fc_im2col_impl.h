@@ -6,7 +6,8 @@
  *     cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]
  *     x: (N, C, H, W), cols: (C*KH*KW, N*OH*OW); zero where the window covers padding.
  * col2im  (equals reference.py: col2im, the adjoint)
- *     x = 0;  x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW] += cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow]
+ *     x = 0;  x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW] += cols[(c*KH + i)*KW + j,
+ *                                                             (n*OH + oh)*OW + ow]
  *     padding is cropped (its contributions are dropped).
  *
  * Loop order: plane (n, c) -> window tap (i, j) -> output row oh -> output column ow.

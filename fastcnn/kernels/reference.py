@@ -45,7 +45,8 @@ def _window_views(x_pad: np.ndarray, g: WindowGeometry):
 
 
 def im2col(x: np.ndarray, g: WindowGeometry) -> np.ndarray:
-    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
+    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] =
+    x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
     cols6 = np.empty((g.c, g.kh, g.kw, g.n, g.oh, g.ow), dtype=x.dtype)
     for i, j, view in _window_views(_pad(x, g), g):
         cols6[:, i, j] = view.transpose(1, 0, 2, 3)  # (C, N, OH, OW)

@@ -62,10 +62,12 @@ CASES = {
                       "conv2d_forward: groups must be a positive int; got 0."),
     "conv-groups-float": (lambda c: kernels.conv2d_forward(X, W, B, 1, 1, 1, 1.0), ValueError,
                           "conv2d_forward: groups must be a positive int; got 1.0."),
-    "conv-groups-not-dividing": (lambda c: kernels.conv2d_forward(X, arr(4, 1, 3, 3), B, 1, 1, 1, 2),
+    "conv-groups-not-dividing": (lambda c: kernels.conv2d_forward(X, arr(4, 1, 3, 3), B, 1, 1,
+                                                                  1, 2),
                                  ValueError, "conv2d_forward: groups must divide both the input "
                                  "channels C = 3 and the filters F = 4; got groups=2."),
-    "conv-groups-channel-mismatch": (lambda c: kernels.conv2d_forward(arr(2, 4, 6, 7), W, B, 1, 1, 1, 2),
+    "conv-groups-channel-mismatch": (lambda c: kernels.conv2d_forward(arr(2, 4, 6, 7), W, B,
+                                                                      1, 1, 1, 2),
                                      ValueError, "conv2d_forward: x must have C == 6 channels to "
                                      "match w (F, C/groups, KH, KW) with groups=2 = (4, 3, 3, 3); "
                                      "got x.shape=(2, 4, 6, 7)."),

@@ -1,7 +1,8 @@
 """Results are bitwise identical for 1 and 2 threads, on every fast backend and kernel.
 
 Reductions (dw, db, batch-norm statistics, dgamma, dbeta) must use a partition that
-does not depend on the thread count (docs/architecture.md, "Threading model"); this is the test of that.
+does not depend on the thread count (docs/architecture.md, "Threading model"); this is
+the test of that.
 """
 
 import numpy as np

@@ -155,7 +155,8 @@ def _check_blas_dims(where: str, **dims) -> None:
 
 
 def im2col(x, g: WindowGeometry):
-    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
+    """``cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] =
+    x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
     cols = np.empty(g.cols_shape, dtype=x.dtype)
     if g.n > 0:
         _kernels.im2col(x, cols, g, _threads())

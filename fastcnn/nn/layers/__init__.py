@@ -26,7 +26,8 @@ from fastcnn.nn.layers.separable import DepthwiseConv2D, SeparableConv2D
 
 __all__ = [
     "Layer", "serialize", "deserialize",
-    "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
+    "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
+    "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual",
 ]
