@@ -52,13 +52,18 @@ def _run(kernel, backend, case, seed, threads):
 def edge_conv_cases(draw):
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    dh, dw = draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3]))
     top, bottom = draw(st.integers(0, kh + 1)), draw(st.integers(0, kh + 1))
     left, right = draw(st.integers(0, kw + 1)), draw(st.integers(0, kw + 1))
-    # the smallest input the window fits in, or a little more
-    h = max(1, kh - top - bottom) + draw(st.integers(0, 3))
-    w = max(1, kw - left - right) + draw(st.sampled_from([0, 1, 2, 9, 40]))
-    return ConvCase("edge", draw(st.integers(0, 3)), draw(st.integers(1, 3)), h, w,
-                    draw(st.integers(1, 3)), kh, kw, (sh, sw), ((top, bottom), (left, right)))
+    # the smallest input the (dilated) window fits in, or a little more
+    h = max(1, (kh - 1) * dh + 1 - top - bottom) + draw(st.integers(0, 3))
+    w = max(1, (kw - 1) * dw + 1 - left - right) + draw(st.sampled_from([0, 1, 2, 9, 40]))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c = groups * draw(st.integers(1, 2))
+    if draw(st.booleans()):
+        c = groups                     # depthwise when groups > 1 (the direct kernel)
+    return ConvCase("edge", draw(st.integers(0, 3)), c, h, w, groups * draw(st.integers(1, 2)),
+                    kh, kw, (sh, sw), ((top, bottom), (left, right)), (dh, dw), groups)
 
 
 @st.composite
