@@ -58,6 +58,7 @@ cdef fc_geom _geom(g, Py_ssize_t n) except *:
     cg.kh, cg.kw, cg.sh, cg.sw = g.kh, g.kw, g.sh, g.sw
     cg.pad_top, cg.pad_left = g.pad_top, g.pad_left
     cg.oh, cg.ow = g.oh, g.ow
+    cg.dh, cg.dw = g.dh, g.dw
     return cg
 
 

@@ -50,13 +50,15 @@ import numpy as np
 from fastcnn.kernels import _dispatch as _backend
 from fastcnn.kernels.geometry import WindowGeometry
 from fastcnn.kernels.cython import _kernels  # ImportError here = extension not built -> backend missing
+from fastcnn.kernels.cython import _avgpool
 
 NAME = "cython"
 
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
-    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
-    "backend_info", "WORKSPACE_BYTES", "conv_chunk_images", "maxpool_argmax",
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    "batchnorm_forward", "batchnorm_backward", "backend_info", "WORKSPACE_BYTES",
+    "conv_chunk_images", "maxpool_argmax",
 ]
 
 #: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
@@ -224,10 +226,11 @@ def conv2d_backward(dout, cache, need_dx=True):
 
 
 def _is_pool2x2(g: WindowGeometry) -> bool:
-    """2x2 windows, stride 2, no padding on top/left: the windows tile the input (floor
-    mode drops an odd last row/column) and never overlap."""
-    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left) == (2, 2, 2, 2, 0, 0) and \
-        2 * g.oh <= g.h and 2 * g.ow <= g.w
+    """2x2 windows, stride 2, no dilation, no padding on top/left, no ceil-mode window
+    running past the input: the windows tile the input (an odd last row/column is in no
+    window) and never overlap."""
+    return (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh, g.dw) == \
+        (2, 2, 2, 2, 0, 0, 1, 1) and 2 * g.oh <= g.h and 2 * g.ow <= g.w
 
 
 def maxpool2d_forward(x, g: WindowGeometry):
@@ -269,6 +272,25 @@ def maxpool2d_backward(dout, cache):
             _kernels.maxpool2x2_backward(dout, where, dx, g, _threads(dx.size))
         else:
             _kernels.maxpool2d_backward(dout, where, dx, g, _threads(dx.size))
+    return dx
+
+
+def avgpool2d_forward(x, win):
+    """``out = (sum of x over each window's rectangle) / divisor`` (see ``PoolWindows``);
+    the C kernel recognises 2x2/2 tiles itself. Cache: ``win``."""
+    out = np.empty(win.output_shape, dtype=x.dtype)
+    if win.n > 0:
+        _avgpool.avgpool2d_forward(x, win.divisor.astype(x.dtype), out, win,
+                                   _threads(x.size))
+    return out, win
+
+
+def avgpool2d_backward(dout, win):
+    """Every pixel of a window gets ``dout / divisor`` (overlapping windows add up)."""
+    dx = np.empty(win.input_shape, dtype=dout.dtype)
+    if win.n > 0:
+        _avgpool.avgpool2d_backward(dout, win.divisor.astype(dout.dtype), dx, win,
+                                    _threads(dx.size))
     return dx
 
 

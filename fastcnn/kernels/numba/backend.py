@@ -46,7 +46,8 @@ NAME = "numba"
 
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
-    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "maxpool_argmax",
+    "avgpool2d_forward", "avgpool2d_backward", "batchnorm_forward", "batchnorm_backward",
     "backend_info", "DW_PARTS_BUDGET_BYTES", "COLUMN_TILE_BYTES",
 ]
 
@@ -252,13 +253,18 @@ def maxpool2d_forward(x, g: WindowGeometry):
     argmax = np.empty(out.shape, dtype=np.int64)
     if out.size:
         with _threads(x.size):
-            if (g.kh, g.kw, g.sh, g.sw) == (2, 2, 2, 2) and g.is_symmetric and \
-                    g.pad_top == 0 and g.pad_left == 0:
+            if (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh, g.dw) == \
+                    (2, 2, 2, 2, 0, 0, 1, 1) and 2 * g.oh <= g.h and 2 * g.ow <= g.w:
                 _pool.maxpool_forward_2x2_kernel(x, out, argmax)
             else:
                 _pool.maxpool_forward_kernel(x, out, argmax, g.kh, g.kw, g.sh, g.sw,
-                                             g.pad_top, g.pad_left)
+                                             g.pad_top, g.pad_left, g.dh, g.dw)
     return out, (argmax, g)
+
+
+def maxpool_argmax(data) -> np.ndarray:
+    """The flat index ``h*W + w`` of each window's winner, from a maxpool cache's data."""
+    return data[0]
 
 
 def maxpool2d_backward(dout, cache):
@@ -270,6 +276,31 @@ def maxpool2d_backward(dout, cache):
         with _threads(dx.size):
             _pool.maxpool_backward_kernel(dout.reshape(planes, -1), argmax.reshape(planes, -1),
                                           dx.reshape(planes, -1))
+    return dx
+
+
+# -------------------------------------------------------------------------- avgpool
+
+
+def avgpool2d_forward(x, win):
+    """``out = (sum of x over each window's rectangle) / divisor`` (see ``PoolWindows``).
+    Cache: ``win``."""
+    out = np.empty(win.output_shape, dtype=x.dtype)
+    if out.size:
+        with _threads(x.size):
+            _pool.avgpool_forward_kernel(x, win.divisor.astype(x.dtype), out, win.row_start,
+                                         win.row_stop, win.col_start, win.col_stop)
+    return out, win
+
+
+def avgpool2d_backward(dout, win):
+    """Every pixel of a window gets ``dout / divisor`` (overlapping windows add up)."""
+    dx = np.empty(win.input_shape, dtype=dout.dtype)
+    if dx.size:
+        with _threads(dx.size):
+            _pool.avgpool_backward_kernel(dout, win.divisor.astype(dout.dtype), dx,
+                                          win.row_start, win.row_stop, win.col_start,
+                                          win.col_stop)
     return dx
 
 
