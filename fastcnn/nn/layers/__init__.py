@@ -20,12 +20,18 @@ from fastcnn.nn.layers.conv import Conv2D
 from fastcnn.nn.layers.core import Dense, Dropout, Flatten
 from fastcnn.nn.layers.maxout import Maxout
 from fastcnn.nn.layers.normalization import BatchNormalization
-from fastcnn.nn.layers.pooling import AveragePooling2D, MaxPooling2D
+from fastcnn.nn.layers.pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
 from fastcnn.nn.layers.residual import Residual
 
 __all__ = [
     "Layer", "serialize", "deserialize",
-    "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
+    "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual",
 ]
