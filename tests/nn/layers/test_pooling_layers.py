@@ -4,6 +4,7 @@ Keras' own layers (optional: skipped when Keras is absent)."""
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -128,7 +129,9 @@ def test_pooling_layers_match_keras(keras, name, kwargs, rng):
     x = rng.standard_normal((2, 3, 7, 8)).astype(np.float32)
     ours = _built(getattr(fastcnn, name)(**kwargs), x.shape)
     theirs = getattr(keras.layers, name)(**kwargs)
-    want = np.asarray(keras.ops.convert_to_numpy(theirs(np.transpose(x, (0, 2, 3, 1)))))
+    with warnings.catch_warnings():   # Keras' torch backend: a NumPy 2 copy= deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        want = np.asarray(keras.ops.convert_to_numpy(theirs(np.transpose(x, (0, 2, 3, 1)))))
     if want.ndim == 4:   # channels-last back to NCHW
         want = np.transpose(want, (0, 3, 1, 2))
     H.assert_close(ours.forward(x), want, dtype=np.float32, kind="torch-forward",
