@@ -150,3 +150,51 @@ def avgpool_backward_kernel(dout, divisor, dx, row_start, row_stop, col_start, c
                 for h in range(row_start[oh], row_stop[oh]):
                     for w in range(col_start[ow], col_stop[ow]):
                         d[h, w] += v
+
+
+@njit(parallel=True, **_JIT)
+def avgpool_forward_2x2_kernel(x, divisor, out):
+    """:func:`avgpool_forward_kernel` for 2x2 windows at stride 2 (window ``(oh, ow)`` is
+    rows ``2oh, 2oh+1`` and columns ``2ow, 2ow+1``), without the window loops: the same
+    additions in the same order, so the same bits."""
+    N, C = x.shape[0], x.shape[1]
+    OH, OW = out.shape[2], out.shape[3]
+    zero = x.dtype.type(0)
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        plane = x[n, c]
+        o = out[n, c]
+        for oh in range(OH):
+            top = plane[2 * oh]
+            bottom = plane[2 * oh + 1]
+            d = divisor[oh]
+            for ow in range(OW):
+                w = 2 * ow
+                o[oh, ow] = ((((zero + top[w]) + top[w + 1]) + bottom[w]) + bottom[w + 1]) / d[ow]
+
+
+@njit(parallel=True, **_JIT)
+def avgpool_backward_2x2_kernel(dout, divisor, dx):
+    """:func:`avgpool_backward_kernel` for 2x2/2 windows, write-only: each pixel of a
+    window gets ``0 + dout / divisor``; pixels in no window (an odd last row or column) 0."""
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    zero = dx.dtype.type(0)
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        d = dx[n, c]
+        g = dout[n, c]
+        for oh in range(OH):
+            top = d[2 * oh]
+            bottom = d[2 * oh + 1]
+            for ow in range(OW):
+                v = zero + g[oh, ow] / divisor[oh, ow]
+                top[2 * ow] = v
+                top[2 * ow + 1] = v
+                bottom[2 * ow] = v
+                bottom[2 * ow + 1] = v
+            top[2 * OW:] = 0
+            bottom[2 * OW:] = 0
+        d[2 * OH:, :] = 0
