@@ -216,6 +216,21 @@ def test_avgpool_2x2_tiles_with_odd_edges(fast_backend, dtype, rng):
     assert np.all(results[fast_backend][1][:, :, :, 10] == 0)
 
 
+@pytest.mark.parametrize("size, stride", [(2, 2), (3, 2)], ids=["2x2-tiles", "3x3s2"])
+def test_avgpool_fast_backends_agree_bitwise(size, stride, dtype, rng):
+    # both add a window's pixels row by row from 0 and divide once: the same bits
+    for name in ("cython", "numba"):
+        skip_unless_available(name)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(dtype)
+    results = []
+    for name in ("cython", "numba"):
+        with fastcnn.use_backend(name):
+            out, cache = kernels.avgpool2d_forward(x, size, stride, 1 if size == 3 else 0)
+            results.append((out, kernels.avgpool2d_backward(out + 1, cache)))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 # ------------------------------------------------------------- Hypothesis geometry
 
 hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis")
