@@ -58,6 +58,10 @@ kernel      forward                                                backward
 ==========  =====================================================  ==============================
 conv2d      ``forward(x, w, b, stride, padding) -> (out, cache)``  ``backward(dout, cache) -> (dx, dw, db)``
 maxpool2d   ``forward(x, size, stride, padding) -> (out, cache)``  ``backward(dout, cache) -> dx``
+avgpool2d   ``forward(x, size, stride, padding, ceil_mode,         ``backward(dout, cache) -> dx``
+            count_include_pad, divisor_override) -> (out, cache)``
+adaptive_   ``forward(x, output_size) -> (out, cache)``            ``backward(dout, cache) -> dx``
+avgpool2d
 batchnorm   ``forward(x, gamma, beta, running_mean, running_var,   ``backward(dout, cache) -> (dx, dgamma, dbeta)``
             training, momentum, eps) -> (out, cache)``
 im2col      ``forward(x, kh, kw, stride, padding) -> cols``        ``backward(cols, x_shape, kh, kw, stride, padding) -> x``
@@ -66,6 +70,9 @@ im2col      ``forward(x, kh, kw, stride, padding) -> cols``        ``backward(co
 ``stride``/``padding``/``size`` arrive as ints or ``(h, w)`` pairs as the case
 states them; one conv case (``asym-pad``) uses ``((top, bottom), (left, right))``
 padding: leave it out with ``cases=`` if your kernel does not support that form.
+The max-pooling cases ``ceil-mode``, ``ceil-pad-overlap``, ``dilated`` and
+``dilated-pairs-ceil`` also pass ``dilation, ceil_mode`` (PyTorch's arguments) after
+``padding``; leave them out the same way if your kernel has no such arguments.
 """
 
 from __future__ import annotations
@@ -83,7 +90,11 @@ from fastcnn.tools.gradcheck import numeric_gradient, relative_error
 __all__ = [
     "ConvCase",
     "PoolCase",
+    "AvgPoolCase",
+    "AdaptivePoolCase",
     "BatchNormCase",
+    "AVGPOOL_CASES",
+    "ADAPTIVE_CASES",
     "CONV_CASES",
     "IM2COL_CASES",
     "POOL_CASES",
@@ -104,7 +115,7 @@ __all__ = [
 ]
 
 #: The kernels :func:`check_kernel` knows.
-KERNELS = ("conv2d", "maxpool2d", "batchnorm", "im2col")
+KERNELS = ("conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "batchnorm", "im2col")
 
 # ----------------------------------------------------------------- tolerances
 
@@ -292,25 +303,97 @@ class PoolCase:
     size: int | tuple = 2
     stride: int | tuple = 2
     padding: int | tuple = 0
+    dilation: int | tuple = 1
+    ceil_mode: bool = False
 
     @property
     def x_shape(self):
         return (self.n, self.c, self.h, self.w)
 
+    @property
+    def args(self) -> tuple:
+        """What the forward gets after ``x``: ``size, stride, padding``, then
+        ``dilation, ceil_mode`` only for the cases that use them (so a kernel without
+        those arguments runs the rest of the grid)."""
+        extra = (self.dilation, self.ceil_mode) if (self.dilation, self.ceil_mode) != (1, False) \
+            else ()
+        return (self.size, self.stride, self.padding) + extra
+
     def describe(self) -> str:
+        extra = (f" dilation={self.dilation}" if self.dilation != 1 else "") + \
+            (" ceil_mode=True" if self.ceil_mode else "")
         return (f"x.shape={self.x_shape} size={self.size} stride={self.stride} "
-                f"padding={self.padding}")
+                f"padding={self.padding}{extra}")
 
     @property
     def overlapping(self) -> bool:
-        """True when some input element lies in two windows (stride < size)."""
-        kh, kw = _pair(self.size)
-        sh, sw = _pair(self.stride)
-        return sh < kh or sw < kw
+        """True when some input element may lie in two windows (stride < window extent)."""
+        (kh, kw), (sh, sw), (dh, dw) = _pair(self.size), _pair(self.stride), _pair(self.dilation)
+        return sh < (kh - 1) * dh + 1 or sw < (kw - 1) * dw + 1
 
     def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
         """Distinct values (no ties, see :func:`distinct_values`)."""
         return {"x": distinct_values(self.x_shape, rng, dtype)}
+
+
+@dataclass(frozen=True)
+class AvgPoolCase:
+    """One average-pooling geometry with PyTorch's ``avg_pool2d`` options."""
+
+    id: str
+    n: int
+    c: int
+    h: int
+    w: int
+    size: int | tuple = 2
+    stride: int | tuple | None = None
+    padding: int | tuple = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: int | None = None
+
+    @property
+    def x_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def args(self) -> tuple:
+        return (self.size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
+
+    def describe(self) -> str:
+        return (f"x.shape={self.x_shape} size={self.size} stride={self.stride} "
+                f"padding={self.padding} ceil_mode={self.ceil_mode} count_include_pad="
+                f"{self.count_include_pad} divisor_override={self.divisor_override}")
+
+    def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
+        return {"x": rng.standard_normal(self.x_shape).astype(dtype)}
+
+
+@dataclass(frozen=True)
+class AdaptivePoolCase:
+    """Adaptive average pooling of ``x (n, c, h, w)`` to ``output_size``."""
+
+    id: str
+    n: int
+    c: int
+    h: int
+    w: int
+    output_size: int | tuple = 1
+
+    @property
+    def x_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def args(self) -> tuple:
+        return (self.output_size,)
+
+    def describe(self) -> str:
+        return f"x.shape={self.x_shape} output_size={self.output_size}"
+
+    def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
+        return {"x": rng.standard_normal(self.x_shape).astype(dtype)}
 
 
 @dataclass(frozen=True)
@@ -391,6 +474,33 @@ POOL_CASES: list[PoolCase] = [
     PoolCase("batch1-chan1", 1, 1, 6, 6, 2, 2),
     PoolCase("many-channels", 2, 32, 6, 6, 2, 2),
     PoolCase("N0", 0, 3, 6, 6, 2, 2),
+    PoolCase("ceil-mode", 2, 2, 7, 9, 2, 2, ceil_mode=True),
+    PoolCase("ceil-pad-overlap", 2, 2, 8, 9, 3, 2, 1, ceil_mode=True),
+    PoolCase("dilated", 2, 2, 9, 9, 3, 1, 1, dilation=2),
+    PoolCase("dilated-pairs-ceil", 1, 2, 11, 10, (3, 2), (2, 3), (1, 1), (2, 3), True),
+]
+
+#: Average-pooling geometries (PyTorch's avg_pool2d options).
+AVGPOOL_CASES: list[AvgPoolCase] = [
+    AvgPoolCase("2x2s2", 2, 3, 8, 8),
+    AvgPoolCase("floor-mode", 2, 2, 7, 9),
+    AvgPoolCase("ceil-mode", 2, 2, 7, 9, 2, 2, 0, True),
+    AvgPoolCase("3x3s2-pad", 2, 2, 9, 10, 3, 2, 1),
+    AvgPoolCase("pad-exclude", 2, 2, 9, 10, 3, 2, 1, False, False),
+    AvgPoolCase("pad-ceil", 2, 2, 9, 10, 3, 2, 1, True),
+    AvgPoolCase("hw-pairs-ceil", 1, 2, 8, 7, (3, 2), (2, 1), (1, 1), True),
+    AvgPoolCase("divisor-override", 1, 2, 8, 7, 2, 2, 1, True, True, 3),
+    AvgPoolCase("asym-pad-exclude", 2, 2, 6, 7, 2, 2, ((0, 1), (1, 0)), False, False),
+    AvgPoolCase("N0", 0, 3, 6, 6),
+]
+
+#: Adaptive average-pooling geometries (output 1 = global average pooling).
+ADAPTIVE_CASES: list[AdaptivePoolCase] = [
+    AdaptivePoolCase("global", 2, 3, 5, 7, 1),
+    AdaptivePoolCase("uneven", 2, 3, 7, 9, (3, 4)),
+    AdaptivePoolCase("identity", 1, 2, 5, 6, (5, 6)),
+    AdaptivePoolCase("upsampling", 1, 2, 4, 5, (7, 3)),
+    AdaptivePoolCase("N0", 0, 3, 6, 6, 2),
 ]
 
 #: Batch-norm shapes (each run in training and inference mode unless stated).
@@ -405,6 +515,7 @@ BATCHNORM_CASES: list[BatchNormCase] = [
 ]
 
 _GRIDS = {"conv2d": CONV_CASES, "im2col": IM2COL_CASES, "maxpool2d": POOL_CASES,
+          "avgpool2d": AVGPOOL_CASES, "adaptive_avgpool2d": ADAPTIVE_CASES,
           "batchnorm": BATCHNORM_CASES}
 
 
@@ -457,15 +568,12 @@ def random_cases(kernel: str, rng: np.random.Generator, count: int) -> list:
             w = int(rng.integers(max(1, kw - pl - pr), 10))
             out.append(ConvCase(cid, int(rng.integers(1, 4)), int(rng.integers(1, 6)), h, w,
                                 int(rng.integers(1, 6)), kh, kw, (sh, sw), padding))
-        elif kernel == "maxpool2d":
-            kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-            sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
-            ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
-            ph, pw = min(ph, kh // 2), min(pw, kw // 2)
-            h = int(rng.integers(max(1, kh - 2 * ph), 10))
-            w = int(rng.integers(max(1, kw - 2 * pw), 10))
-            out.append(PoolCase(cid, int(rng.integers(1, 4)), int(rng.integers(1, 5)), h, w,
-                                (kh, kw), (sh, sw), (ph, pw)))
+        elif kernel in ("maxpool2d", "avgpool2d"):
+            out.append(_random_pool_case(kernel, cid, rng))
+        elif kernel == "adaptive_avgpool2d":
+            h, w = (int(v) for v in rng.integers(1, 10, size=2))
+            out.append(AdaptivePoolCase(cid, int(rng.integers(1, 4)), int(rng.integers(1, 5)),
+                                        h, w, tuple(int(v) for v in rng.integers(1, 8, 2))))
         else:
             c = int(rng.integers(1, 9))
             if rng.random() < 0.5:
@@ -489,6 +597,8 @@ def kernel_functions(kernel: str, backend: str = "numpy") -> tuple[Callable, Cal
     fwd_name, bwd_name = {
         "conv2d": ("conv2d_forward", "conv2d_backward"),
         "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
+        "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
+        "adaptive_avgpool2d": ("adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward"),
         "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
         "im2col": ("im2col", "col2im"),
     }[kernel]
@@ -710,7 +820,7 @@ def _check_im2col(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, 
 
 def _check_pool(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc_limit):
     x = case.make_inputs(rng, dtype)["x"]
-    geometry = (case.size, case.stride, case.padding)
+    geometry = case.args
     ref_out, ref_cache = ref_fwd(x.astype(np.float64), *geometry)
     dout = rng.standard_normal(ref_out.shape).astype(dtype)
     # Small distinct integers: their sums are exact in any order, so dx must match
@@ -735,6 +845,27 @@ def _check_pool(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc
         xg = x.copy()   # distinct values 0.0625 apart: no step of 1e-6 changes a winner
         idx = _sample_indices(xg.shape, rng, gc_limit)
         numeric = numeric_gradient(lambda: fwd(xg, *geometry)[0], xg, dout,
+                                   h=_STEP["linear"], indices=idx)
+        rec.gradcheck(case, "gradcheck dx", dx, numeric, idx)
+
+
+def _check_avgpool(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc_limit):
+    """Average pooling, fixed or adaptive windows: ``forward(x, *case.args)``. Sums and
+    divisions: compared with the "sum" tolerance; the backward is linear in ``dout``."""
+    x = case.make_inputs(rng, dtype)["x"]
+    ref_out, ref_cache = ref_fwd(x.astype(np.float64), *case.args)
+    dout = rng.standard_normal(ref_out.shape).astype(dtype)
+    with _guard(rec, case, dtype, "forward"):
+        out, cache = _unpack_forward(fwd(x.copy(), *case.args), "forward")
+    rec.compare(case, dtype, "forward out", out, ref_out.astype(dtype), "sum")
+    with _guard(rec, case, dtype, "backward"):
+        dx = _as_tuple(bwd(dout.copy(), cache), 1, "backward")[0]
+    ref_dx = ref_bwd(dout.astype(np.float64), ref_cache)
+    rec.compare(case, dtype, "backward dx", dx, ref_dx.astype(dtype), "sum")
+    if gradcheck and dtype == np.float64 and case.n > 0:
+        xg = x.copy()
+        idx = _sample_indices(xg.shape, rng, gc_limit)
+        numeric = numeric_gradient(lambda: fwd(xg, *case.args)[0], xg, dout,
                                    h=_STEP["linear"], indices=idx)
         rec.gradcheck(case, "gradcheck dx", dx, numeric, idx)
 
@@ -803,6 +934,7 @@ class _StopCase(Exception):
 
 
 _CHECKERS = {"conv2d": _check_conv, "im2col": _check_im2col, "maxpool2d": _check_pool,
+             "avgpool2d": _check_avgpool, "adaptive_avgpool2d": _check_avgpool,
              "batchnorm": _check_batchnorm}
 
 
@@ -860,3 +992,22 @@ def check_kernel(name: str, forward: Callable | None = None, backward: Callable 
                 if raise_on_failure:  # pragma: no cover - the recorder raised already
                     raise AssertionError(rec.report.first_failure.message) from None
     return rec.report
+
+
+def _random_pool_case(kernel: str, cid: str, rng: np.random.Generator):
+    """A random valid max- (with dilation, ceil mode) or average-pooling case: window,
+    stride, padding <= half the window (PyTorch's rule), then an input the window fits.
+    A dilated window whose first taps all fall in the padding is redrawn undilated."""
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+    ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+    dh, dw = (int(v) for v in rng.integers(1, 3, size=2)) if kernel == "maxpool2d" else (1, 1)
+    if (ph and dh > 1) or (pw and dw > 1):   # keep every window on an input pixel
+        dh = dw = 1
+    h = int(rng.integers(max(1, (kh - 1) * dh + 1 - 2 * ph), 10))
+    w = int(rng.integers(max(1, (kw - 1) * dw + 1 - 2 * pw), 10))
+    n, c, ceil_mode = int(rng.integers(1, 4)), int(rng.integers(1, 5)), bool(rng.random() < 0.5)
+    if kernel == "maxpool2d":
+        return PoolCase(cid, n, c, h, w, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
+    return AvgPoolCase(cid, n, c, h, w, (kh, kw), (sh, sw), (ph, pw), ceil_mode,
+                       bool(rng.random() < 0.5), None if rng.random() < 0.7 else 3)
