@@ -145,13 +145,14 @@ CASES = {c.name: c for c in [
     # Small variants used by --quick (seconds, not minutes, on the NumPy reference).
     ConvCase("conv3x3_64_32_n8", 8, 64, 32, 32, 64, 3, 3, 1, 1, "quick"),
     PoolCase("pool2_64x32_n8", 8, 64, 32, 32, 2, 2, 0, "quick"),
+    AvgPoolCase("avgpool2_64x32_n8", 8, 64, 32, 32, 2, 2, 0, "quick"),
     BatchNormCase("bn_spatial_64x32_n8", (8, 64, 32, 32), "quick"),
 ]}
 
 #: Presets the full report runs by default (the targets plus the CIFAR first layer).
 FULL_CASES = [name for name, c in CASES.items() if c.note != "quick"]
 #: A subset that finishes well under a minute on every backend.
-QUICK_CASES = ["conv3x3_64_32_n8", "mnist_conv1", "pool2_64x32_n8",
+QUICK_CASES = ["conv3x3_64_32_n8", "mnist_conv1", "pool2_64x32_n8", "avgpool2_64x32_n8",
                "bn_spatial_64x32_n8", "bn_dense_256x512"]
 
 #: What can be timed for each kernel.

@@ -54,7 +54,7 @@ TARGETS: list[Target] = (
     # "Numba backend, every kernel above: <= 2x the compiled backend".
     + [Target(c, "numba", "vs_cython", 2.0) for c in
        (*_THREE_CONVS, *_MNIST, "pool2_64x32", "pool2_128x16", "pool3s2_64x32",
-        "bn_spatial_64x32", "bn_dense_256x512")]
+        "avgpool2_64x32", "bn_spatial_64x32", "bn_dense_256x512")]
 )
 
 
