@@ -294,6 +294,22 @@ def test_property_fast_avgpool_equals_reference(backend, geom, seed, include, ov
         H.assert_close(a, b, dtype=np.float64, kind="sum", what=f"avgpool {avg_geom}")
 
 
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@hypothesis.given(shape=st.tuples(st.integers(0, 2), st.integers(1, 3), st.integers(1, 12),
+                                  st.integers(1, 12)),
+                  size=st.tuples(st.integers(1, 13), st.integers(1, 13)),
+                  seed=st.integers(0, 2**16))
+def test_property_fast_adaptive_avgpool_equals_reference(backend, shape, size, seed):
+    skip_unless_available(backend)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    with fastcnn.use_backend("numpy"):
+        want = _run_adaptive(x, seed, size)
+    with fastcnn.use_backend(backend):
+        got = _run_adaptive(x, seed, size)
+    for a, b in zip(got, want):
+        H.assert_close(a, b, dtype=np.float32, kind="sum", what=f"adaptive {shape} -> {size}")
+
+
 # ------------------------------------------------------------- gradient checks
 
 
