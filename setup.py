@@ -58,6 +58,19 @@ EXTENSIONS = {
         ],
         "openmp": True,
     },
+    "fastcnn.kernels.cython._avgpool": {
+        "sources": [
+            "fastcnn/kernels/cython/_avgpool.pyx",
+            "csrc/fc_avgpool.c",
+        ],
+        "depends": [
+            "csrc/include/fastcnn/fastcnn.h",
+            "csrc/fc_omp.h",
+            "csrc/fc_avgpool_impl.h",
+            "fastcnn/kernels/cython/_csrc.pxd",
+        ],
+        "openmp": True,
+    },
 }
 
 

@@ -4,9 +4,11 @@
  *
  * Forward (equals fastcnn/kernels/reference.py: maxpool2d_forward)
  *     y[n, c, oh, ow] = max over the real (non-padding) pixels x[n, c, h, w] with
- *                       h in [oh*SH - PT, oh*SH - PT + KH), w in [ow*SW - PL, ow*SW - PL + KW)
+ *                       h = oh*SH - PT + i*DH, w = ow*SW - PL + j*DW, i < KH, j < KW
+ *                       (DH, DW: dilation, 1 = a dense window)
  *     argmax[n, c, oh, ow] = h*W + w of the winner (flat index in the input plane).
- * The window is clipped to the input first, so -inf padding is never a candidate. Pixels
+ * The window's taps are clipped to the input first (fc_real_taps), so -inf padding is never
+ * a candidate. Pixels
  * are scanned in row-major window order and the best is replaced only on a STRICTLY greater
  * value (ties go to the first maximum), or when the candidate is NaN and the best is not
  * (the first NaN wins and nothing replaces it). A window with no real pixel cannot come
@@ -181,11 +183,24 @@ int FC_NAME(fc_maxpool2x2_bwd)(const FC_T *FC_RESTRICT dy, const int8_t *FC_REST
     return FC_OK;
 }
 
+/* The taps of a (dilated) window along one axis that land on input pixels: tap i reads
+ * row start + i*D, real when 0 <= start + i*D < size; they are i_lo <= i < i_hi (empty
+ * when i_lo >= i_hi). The simple version loops over all K taps and skips padding ones. */
+static inline void FC_NAME(fc_real_taps)(fc_index_t start, fc_index_t K, fc_index_t D,
+                                         fc_index_t size, fc_index_t *i_lo, fc_index_t *i_hi)
+{
+    const fc_index_t lo = start < 0 ? (-start + D - 1) / D : 0;   /* ceil(-start / D) */
+    const fc_index_t room = size - start;                         /* rows from start on */
+    const fc_index_t hi = room <= 0 ? 0 : (room + D - 1) / D;     /* ceil(room / D) */
+    *i_lo = lo;
+    *i_hi = hi < K ? hi : K;
+}
+
 int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
                               fc_index_t *FC_RESTRICT argmax, const fc_geom *g, int n_threads)
 {
     const fc_index_t N = g->n, C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw;
-    const fc_index_t SH = g->sh, SW = g->sw, OH = g->oh, OW = g->ow;
+    const fc_index_t SH = g->sh, SW = g->sw, DH = g->dh, DW = g->dw, OH = g->oh, OW = g->ow;
     if (!fc_geom_is_valid(g)) return FC_EINVAL;
     const int nt = fc_threads_for(n_threads, N * C);
     fc_index_t nc;
@@ -196,10 +211,12 @@ int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
         fc_index_t *ap = argmax + nc * OH * OW;
         for (fc_index_t oh = 0; oh < OH; oh++) {
             const fc_index_t h0 = oh * SH - g->pad_top;
-            const fc_index_t hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+            fc_index_t is, ie;
+            FC_NAME(fc_real_taps)(h0, KH, DH, H, &is, &ie);
             for (fc_index_t ow = 0; ow < OW; ow++) {
                 const fc_index_t w0 = ow * SW - g->pad_left;
-                const fc_index_t ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+                fc_index_t js, je;
+                FC_NAME(fc_real_taps)(w0, KW, DW, W, &js, &je);
                 FC_T best = (FC_T)(-INFINITY);
                 fc_index_t arg = -1;
                 int nan = 0;
@@ -207,27 +224,29 @@ int FC_NAME(fc_maxpool2d_fwd)(const FC_T *FC_RESTRICT x, FC_T *FC_RESTRICT y,
                  * unpredictable branch); a NaN anywhere in the window (rare) -> redo the
                  * window below with the NaN rule. An empty window (impossible from the
                  * validated API) keeps -inf and -1. */
-                if (hs < he && ws < we) {
-                    best = plane[hs * W + ws];
-                    arg = hs * W + ws;
+                if (is < ie && js < je) {
+                    best = plane[(h0 + is * DH) * W + w0 + js * DW];
+                    arg = (h0 + is * DH) * W + w0 + js * DW;
                 }
-                for (fc_index_t h = hs; h < he; h++) {
-                    for (fc_index_t w = ws; w < we; w++) {
-                        const FC_T v = plane[h * W + w];
+                for (fc_index_t i = is; i < ie; i++) {
+                    const fc_index_t row = (h0 + i * DH) * W + w0;
+                    for (fc_index_t j = js; j < je; j++) {
+                        const FC_T v = plane[row + j * DW];
                         const int take = v > best;
                         best = take ? v : best;
-                        arg = take ? h * W + w : arg;
+                        arg = take ? row + j * DW : arg;
                         nan |= v != v;   /* v != v is the NaN test (no -ffast-math) */
                     }
                 }
                 if (nan) {
                     arg = -1;
-                    for (fc_index_t h = hs; h < he; h++) {
-                        for (fc_index_t w = ws; w < we; w++) {
-                            const FC_T v = plane[h * W + w];
+                    for (fc_index_t i = is; i < ie; i++) {
+                        const fc_index_t row = (h0 + i * DH) * W + w0;
+                        for (fc_index_t j = js; j < je; j++) {
+                            const FC_T v = plane[row + j * DW];
                             if (arg < 0 || v > best || (v != v && best == best)) {
                                 best = v;
-                                arg = h * W + w;
+                                arg = row + j * DW;
                             }
                         }
                     }

@@ -46,6 +46,8 @@ from fastcnn.nn.layers import (
     DepthwiseConv2D,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
     LeakyReLU,
     Maxout,
     MaxPooling2D,
@@ -103,7 +105,7 @@ __all__ = [
     "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
     "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
-    "Dense", "Flatten", "Dropout",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual",
 ]

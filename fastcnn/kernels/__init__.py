@@ -11,8 +11,16 @@ call                                                           returns
 ``conv2d_forward(x, w, b, stride=1, padding=0, dilation=1,
 groups=1)``                                                    ``out, cache``
 ``conv2d_backward(dout, cache, need_dx=True)``                ``dx, dw, db``
-``maxpool2d_forward(x, size=2, stride=None, padding=0)``       ``out, cache``
+``maxpool2d_forward(x, size=2, stride=None, padding=0,
+dilation=1, ceil_mode=False)``                                 ``out, cache``
 ``maxpool2d_backward(dout, cache)``                            ``dx``
+``maxpool2d_indices(cache)``                                   ``indices (h*W + w)``
+``avgpool2d_forward(x, size, stride=None, padding=0,
+ceil_mode=False, count_include_pad=True,
+divisor_override=None)``                                       ``out, cache``
+``avgpool2d_backward(dout, cache)``                            ``dx``
+``adaptive_avgpool2d_forward(x, output_size)``                 ``out, cache``
+``adaptive_avgpool2d_backward(dout, cache)``                   ``dx``
 ``batchnorm_forward(x, gamma, beta, running_mean, running_var,
 training=True, momentum=0.9, eps=1e-5)``                       ``out, cache``
 ``batchnorm_backward(dout, cache)``                            ``dx, dgamma, dbeta``
@@ -32,7 +40,18 @@ from __future__ import annotations
 import numpy as np
 
 from fastcnn.kernels import _dispatch as _backend
+from fastcnn.kernels.cache import KernelCache
+from fastcnn.kernels.cache import check_dout as _check_dout
 from fastcnn.kernels.geometry import WindowGeometry, parse_padding
+from fastcnn.kernels.pooling import (
+    adaptive_avgpool2d_backward,
+    adaptive_avgpool2d_forward,
+    avgpool2d_backward,
+    avgpool2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+    maxpool2d_indices,
+)
 from fastcnn.common.validation import (
     _is_int,
     as_float_array,
@@ -48,31 +67,17 @@ __all__ = [
     "conv2d_backward",
     "maxpool2d_forward",
     "maxpool2d_backward",
+    "maxpool2d_indices",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "adaptive_avgpool2d_forward",
+    "adaptive_avgpool2d_backward",
     "batchnorm_forward",
     "batchnorm_backward",
     "im2col",
     "col2im",
     "parse_padding",
 ]
-
-
-class KernelCache:
-    """What a forward call hands to its backward: opaque backend data plus enough
-    bookkeeping to check ``dout`` and to route the call to the same backend."""
-
-    __slots__ = ("op", "backend", "out_shape", "dtype", "data", "extra")
-
-    def __init__(self, op, backend, out_shape, dtype, data, extra=None):
-        self.op = op
-        self.backend = backend
-        self.out_shape = tuple(out_shape)
-        self.dtype = dtype
-        self.data = data
-        self.extra = extra
-
-    def __repr__(self):
-        return (f"KernelCache(op={self.op!r}, backend={self.backend!r}, "
-                f"out_shape={self.out_shape}, dtype={self.dtype})")
 
 
 def _current():
@@ -95,23 +100,6 @@ def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel", dil
             f"{top}/{bottom}/{left}/{right}); output would be empty."
         )
     return WindowGeometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right, dh, dw)
-
-
-def _check_dout(where: str, dout, cache) -> np.ndarray:
-    if not isinstance(cache, KernelCache) or cache.op != where.replace("_backward", ""):
-        raise TypeError(
-            f"{where}: cache must be the cache returned by "
-            f"{where.replace('_backward', '_forward')}; got {type(cache).__name__}"
-            + (f" from {cache.op}" if isinstance(cache, KernelCache) else "") + "."
-        )
-    dout = as_float_array(where, "dout", dout)
-    if dout.dtype != cache.dtype:
-        raise TypeError(
-            f"{where}: dout has dtype {dout.dtype} but the forward pass ran in "
-            f"{cache.dtype}; mixed dtypes are not cast silently."
-        )
-    check_shape(where, "dout", dout, cache.out_shape)
-    return dout
 
 
 # --------------------------------------------------------------------------- conv
@@ -244,44 +232,6 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1):
     return _current()[1].col2im(cols, geom)
 
 
-# ----------------------------------------------------------------------- maxpool
-
-
-def maxpool2d_forward(x, size=2, stride=None, padding=0):
-    """Max pooling over ``size`` windows moved by ``stride`` (default: ``size``).
-
-    ``out[n, c, i, j] = max_{p, q} x_pad[n, c, i*SH + p, j*SW + q]`` where padding is
-    ``-inf`` (it never wins). Ties go to the *first* maximum in row-major window
-    order; a NaN in a window wins (NaN propagates). Windows that do not tile the
-    input are dropped (floor mode). Each side's padding must be < the window size,
-    so every window holds at least one real element.
-
-    Returns ``out (N, C, OH, OW)`` and a cache for :func:`maxpool2d_backward`.
-    """
-    where = "maxpool2d_forward"
-    x = as_float_array(where, "x", x, ndim=4)
-    kh, kw = to_pair(where, "size", size)
-    stride = (kh, kw) if stride is None else stride
-    if x.shape[2] == 0 or x.shape[3] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{where}: x must have C, H, W >= 1; got x.shape={x.shape}.")
-    geom = _window_geometry(where, x.shape, kh, kw, stride, padding, what="window")
-    if max(geom.pad_top, geom.pad_bottom) >= kh or max(geom.pad_left, geom.pad_right) >= kw:
-        raise ValueError(
-            f"{where}: padding must be smaller than the window on every side (else a "
-            f"window could hold only padding); got padding={padding!r} with size {kh}x{kw}."
-        )
-    name, module = _current()
-    out, data = module.maxpool2d_forward(x, geom)
-    return out, KernelCache("maxpool2d", name, out.shape, x.dtype, data)
-
-
-def maxpool2d_backward(dout, cache):
-    """Gradient of :func:`maxpool2d_forward`: each ``dout`` element is *added* to the
-    input position that won its window (overlapping windows accumulate)."""
-    dout = _check_dout("maxpool2d_backward", dout, cache)
-    return _backend.backend_module(cache.backend).maxpool2d_backward(dout, cache.data)
-
-
 # --------------------------------------------------------------------- batchnorm
 
 
@@ -293,7 +243,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     ``out = gamma * (x - mu) / sqrt(var + eps) + beta``; the running statistics are
     updated in place: ``running = momentum * running + (1 - momentum) * batch_stat``.
     Inference (``training=False``): the running statistics replace ``mu, var`` and
-    are left unchanged. Statistics are accumulated in float64 by every fast backend.
+    are left unchanged. An empty batch (``N == 0``) gives an empty output in both
+    modes and never touches the running statistics (as in PyTorch). Statistics are
+    accumulated in float64 by every fast backend.
 
     Returns ``out`` (same shape as ``x``) and a cache for :func:`batchnorm_backward`.
     """
@@ -312,7 +264,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     eps = check_float(where, "eps", eps, 0.0, None, low_inclusive=False)
     n = x.shape[0]
     spatial = int(np.prod(x.shape[2:])) if x.ndim == 4 else 1
-    if training and n * spatial == 0:
+    if training and n > 0 and spatial == 0:
         raise ValueError(f"{where}: training mode needs a non-empty batch to compute "
                          f"statistics; got x.shape={x.shape}.")
     for name in ("running_mean", "running_var"):
@@ -320,6 +272,11 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
         if training and not original.flags.writeable:
             raise ValueError(f"{where}: {name} must be writeable in training mode "
                              f"(it is updated in place).")
+    if training and n == 0:
+        # PyTorch's rule: an empty batch has no statistics, so it gives an empty output
+        # and leaves the running statistics alone. Its gradients are empty (dx) and zero
+        # (dgamma, dbeta) -- exactly what inference mode computes on an empty batch.
+        training = False
     x3 = x.reshape(n, c, spatial)
     rm, rv = arrays["running_mean"], arrays["running_var"]
     name, module = _current()

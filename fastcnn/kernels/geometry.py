@@ -1,19 +1,16 @@
 """Output-size formulas and window geometry: the only place they live.
 
 A sliding window (a convolution kernel or a pooling window) of size ``KH x KW``
-moves over an input plane of size ``H x W`` with stride ``(SH, SW)``. Its taps may be
-spread out by a dilation ``(DH, DW)``: tap ``(i, j)`` reads the pixel ``i*DH`` rows and
-``j*DW`` columns from the window's corner, so the window spans ``(KH - 1)*DH + 1`` rows
-(dilation 1 = a dense window). The input is conceptually padded with ``pad_top`` rows
-above, ``pad_bottom`` below, ``pad_left`` columns on the left and ``pad_right`` on the
-right. Then::
+moves over an input plane of size ``H x W`` with stride ``(SH, SW)``. The input
+is conceptually padded with ``pad_top`` rows above, ``pad_bottom`` below,
+``pad_left`` columns on the left and ``pad_right`` on the right. Then::
 
-    OH = (H + pad_top + pad_bottom - ((KH - 1)*DH + 1)) // SH + 1
-    OW = (W + pad_left + pad_right - ((KW - 1)*DW + 1)) // SW + 1
+    OH = (H + pad_top + pad_bottom - KH) // SH + 1
+    OW = (W + pad_left + pad_right - KW) // SW + 1
 
-Output position ``(oh, ow)``, tap ``(i, j)`` reads input row ``oh*SH - pad_top + i*DH``
-and column ``ow*SW - pad_left + j*DW`` (floor mode: a window that would run past the
-padded input is dropped, as in PyTorch and Keras "valid").
+Output position ``(oh, ow)`` covers input rows ``oh*SH - pad_top ... + KH - 1``
+and columns ``ow*SW - pad_left ... + KW - 1`` (floor mode: a window that would
+run past the padded input is dropped, as in PyTorch and Keras "valid").
 
 Symmetric padding (the kernel API's ``padding=p`` or ``(ph, pw)``) is the case
 ``pad_top == pad_bottom`` and ``pad_left == pad_right``. Keras' ``"same"`` with
@@ -23,6 +20,16 @@ all four sides so that case needs no copy of the input.
 Kernels only ever read ``pad_top``/``pad_left`` (to map an output position to
 its input window) and ``OH``/``OW`` (how many windows there are): the bottom and
 right padding only decide ``OH``/``OW``, here, once.
+
+Two of PyTorch's options widen this. *Dilation* (convolution and pooling) ``(DH, DW)`` spreads the window's
+taps: tap ``i`` reads row ``oh*SH - pad_top + i*DH``, so the window spans
+``DH*(KH - 1) + 1`` rows (its *extent*). *Ceil mode* rounds the window count up
+instead of down, so a last, partial window covers the remainder of the input, with
+PyTorch's rule that it must start inside the input or the top/left padding (a window
+starting in the bottom padding would hold padding only, and is dropped)::
+
+    OH = ceil((H + pad_top + pad_bottom - extent) / SH) + 1,
+    minus 1 if (OH - 1) * SH >= H + pad_top
 """
 
 from __future__ import annotations
@@ -33,16 +40,23 @@ import numpy as np
 
 from fastcnn.common.validation import MAX_WINDOW_INT, _is_int, to_pair
 
-__all__ = ["WindowGeometry", "ConvCase", "output_size", "same_padding", "parse_padding",
+__all__ = ["WindowGeometry", "PoolWindows", "ConvCase", "output_size", "same_padding",
+           "parse_padding", "avgpool_windows", "adaptive_windows",
            "is_pointwise", "is_depthwise", "is_pool2x2"]
 
 
 def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
-                dilation: int = 1) -> int:
-    """Number of window positions along one axis:
-    ``(size + pads - ((kernel - 1)*dilation + 1)) // stride + 1``."""
-    span = (kernel - 1) * dilation + 1
-    return (size + pad_before + pad_after - span) // stride + 1
+                dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Number of window positions along one axis: ``(size + pads - extent) // stride + 1``
+    with ``extent = dilation * (kernel - 1) + 1``; in ceil mode the division rounds up,
+    but the last window must start before ``size + pad_before`` (see the module doc)."""
+    span = size + pad_before + pad_after - (dilation * (kernel - 1) + 1)
+    if not ceil_mode:
+        return span // stride + 1
+    count = -(-span // stride) + 1
+    if (count - 1) * stride >= size + pad_before:
+        count -= 1
+    return count
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -87,7 +101,9 @@ class WindowGeometry:
     pad_top, pad_bottom, pad_left, pad_right : int
         Zero padding (convolution) or -inf padding (max pooling) per side.
     dh, dw : int
-        Dilation: distance between two taps of the window (1 = dense).
+        Dilation: tap ``i`` of the window is ``i * dh`` rows below its top (1 = dense).
+    ceil_mode : bool
+        Count the output positions rounding up (pooling; see :func:`output_size`).
     oh, ow : int
         Output height and width (computed once, here).
     """
@@ -106,14 +122,26 @@ class WindowGeometry:
     pad_right: int
     dh: int = 1
     dw: int = 1
+    ceil_mode: bool = False
 
     @property
     def oh(self) -> int:
-        return output_size(self.h, self.kh, self.sh, self.pad_top, self.pad_bottom, self.dh)
+        return output_size(self.h, self.kh, self.sh, self.pad_top, self.pad_bottom,
+                           self.dh, self.ceil_mode)
 
     @property
     def ow(self) -> int:
-        return output_size(self.w, self.kw, self.sw, self.pad_left, self.pad_right, self.dw)
+        return output_size(self.w, self.kw, self.sw, self.pad_left, self.pad_right,
+                           self.dw, self.ceil_mode)
+
+    @property
+    def extent_h(self) -> int:
+        """Rows one window spans, taps and the gaps between them: ``DH*(KH - 1) + 1``."""
+        return self.dh * (self.kh - 1) + 1
+
+    @property
+    def extent_w(self) -> int:
+        return self.dw * (self.kw - 1) + 1
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -231,3 +259,90 @@ class ConvCase:
             "w": (rng.standard_normal(self.w_shape) / np.sqrt(fan_in)).astype(dtype),
             "b": rng.standard_normal(self.f).astype(dtype),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class PoolWindows:
+    """The rectangles an average pooling sums, and what each sum is divided by.
+
+    Output ``(oh, ow)`` of every ``(n, c)`` plane is::
+
+        out[n, c, oh, ow] = sum(x[n, c, row_start[oh]:row_stop[oh],
+                                    col_start[ow]:col_stop[ow]]) / divisor[oh, ow]
+
+    The rectangles are already clipped to the input (padding adds zeros, nothing to
+    the sum), so a kernel only reads real pixels. Average pooling with a fixed window
+    (:func:`avgpool_windows`) and adaptive average pooling (:func:`adaptive_windows`)
+    differ only in these tables, so one kernel per backend serves both.
+
+    ``row_start``/``row_stop`` are int64 ``(OH,)``, ``col_start``/``col_stop`` int64
+    ``(OW,)``, ``divisor`` float64 ``(OH, OW)`` (whole numbers, exact in float32 too).
+    """
+
+    n: int
+    c: int
+    h: int
+    w: int
+    row_start: np.ndarray
+    row_stop: np.ndarray
+    col_start: np.ndarray
+    col_stop: np.ndarray
+    divisor: np.ndarray
+
+    @property
+    def oh(self) -> int:
+        return len(self.row_start)
+
+    @property
+    def ow(self) -> int:
+        return len(self.col_start)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.oh, self.ow)
+
+
+def _window_axis(size, kernel, stride, pad_before, pad_after, count):
+    """One axis of a fixed-size window: the clipped ``[start, stop)`` of each of the
+    ``count`` windows, and how many positions PyTorch's ``count_include_pad`` counts
+    (the window clipped to the padded input ``[-pad_before, size + pad_after)`` only:
+    the extra room of ceil mode never counts)."""
+    start = np.arange(count, dtype=np.int64) * stride - pad_before
+    stop = start + kernel
+    counted = np.minimum(stop, size + pad_after) - start
+    return np.maximum(start, 0), np.minimum(stop, size), counted
+
+
+def avgpool_windows(g: WindowGeometry, count_include_pad: bool,
+                    divisor_override) -> PoolWindows:
+    """Windows of ``avg_pool2d``: each window's rectangle of real pixels, divided by
+    ``divisor_override`` if given, else by the window's size within the padded input
+    (``count_include_pad=True``, PyTorch's default) or by its number of real pixels
+    (``count_include_pad=False``, Keras' ``"same"``)."""
+    rs, re, rows = _window_axis(g.h, g.kh, g.sh, g.pad_top, g.pad_bottom, g.oh)
+    cs, ce, cols = _window_axis(g.w, g.kw, g.sw, g.pad_left, g.pad_right, g.ow)
+    if divisor_override is not None:
+        divisor = np.full((g.oh, g.ow), float(divisor_override))
+    elif count_include_pad:
+        divisor = np.outer(rows, cols).astype(np.float64)
+    else:
+        divisor = np.outer(re - rs, ce - cs).astype(np.float64)
+    return PoolWindows(g.n, g.c, g.h, g.w, rs, re, cs, ce, divisor)
+
+
+def adaptive_windows(n: int, c: int, h: int, w: int, oh: int, ow: int) -> PoolWindows:
+    """Windows of ``adaptive_avg_pool2d`` (PyTorch's rule): output row ``i`` of ``OH``
+    averages input rows ``floor(i*H/OH) <= h < ceil((i+1)*H/OH)``, so the windows cover
+    the input exactly and neighbours overlap by at most one row when ``H % OH != 0``.
+    ``OH = OW = 1`` is global average pooling."""
+    def axis(size, count):
+        i = np.arange(count, dtype=np.int64)
+        return (i * size) // count, -((-(i + 1) * size) // count)
+    rs, re = axis(h, oh)
+    cs, ce = axis(w, ow)
+    divisor = np.outer(re - rs, ce - cs).astype(np.float64)
+    return PoolWindows(n, c, h, w, rs, re, cs, ce, divisor)

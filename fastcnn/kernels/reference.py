@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn.kernels.geometry import WindowGeometry
+from fastcnn.kernels.geometry import PoolWindows, WindowGeometry
 
 NAME = "numpy"
 
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
-    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "maxpool_argmax",
+    "avgpool2d_forward", "avgpool2d_backward", "batchnorm_forward", "batchnorm_backward",
 ]
 
 
@@ -107,9 +108,25 @@ def conv2d_backward(dout, cache, need_dx=True):
     return dx, dw.reshape(w.shape), db
 
 
+def _pool_views(x: np.ndarray, g: WindowGeometry, value: float):
+    """Like :func:`_window_views` for a (possibly dilated, ceil-mode) pooling window:
+    yield ``(i, j, view)`` with ``view[n, c, oh, ow] = x_pad[n, c, oh*SH + i*DH,
+    ow*SW + j*DW]``, where ``x_pad`` is ``x`` padded with ``value`` far enough at the
+    bottom/right for every window (ceil mode may need more than ``pad_bottom``)."""
+    bottom = max(0, (g.oh - 1) * g.sh + g.extent_h - g.h - g.pad_top)
+    right = max(0, (g.ow - 1) * g.sw + g.extent_w - g.w - g.pad_left)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (g.pad_top, bottom), (g.pad_left, right)),
+                   constant_values=value)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            top, left = i * g.dh, j * g.dw
+            yield i, j, x_pad[:, :, top:top + g.sh * (g.oh - 1) + 1:g.sh,
+                              left:left + g.sw * (g.ow - 1) + 1:g.sw]
+
+
 def maxpool2d_forward(x, g: WindowGeometry):
     """Max over each window; ``argmax`` holds the winner's flat index ``h*W + w`` in
-    its input plane. Scanning offsets in row-major order and replacing only on a
+    its input plane. Scanning taps in row-major order and replacing only on a
     *strictly* greater value makes ties go to the first maximum. A NaN replaces a
     non-NaN best, and nothing replaces a NaN, so the first NaN wins and propagates.
     Padding positions are never candidates."""
@@ -117,15 +134,19 @@ def maxpool2d_forward(x, g: WindowGeometry):
     argmax = np.full((g.n, g.c, g.oh, g.ow), -1, dtype=np.int64)
     rows = np.arange(g.oh)[:, None] * g.sh - g.pad_top     # window top row per output row
     cols = np.arange(g.ow)[None, :] * g.sw - g.pad_left    # window left column
-    x_pad = _pad(x, g, value=-np.inf)
-    for i, j, view in _window_views(x_pad, g):
-        h, w = rows + i, cols + j                            # input coordinates (OH, OW)
+    for i, j, view in _pool_views(x, g, -np.inf):
+        h, w = rows + i * g.dh, cols + j * g.dw              # input coordinates (OH, OW)
         real = (h >= 0) & (h < g.h) & (w >= 0) & (w < g.w)   # not padding
         first = argmax < 0
         take = real & (first | (view > best) | (np.isnan(view) & ~np.isnan(best)))
         best = np.where(take, view, best)
         argmax = np.where(take, h * g.w + w, argmax)
     return best, (argmax, g)
+
+
+def maxpool_argmax(data) -> np.ndarray:
+    """The flat index ``h*W + w`` of each window's winner, from a maxpool cache's data."""
+    return data[0]
 
 
 def maxpool2d_backward(dout, cache):
@@ -138,6 +159,35 @@ def maxpool2d_backward(dout, cache):
     np.add.at(dx, (planes, argmax.reshape(g.n * g.c, outputs)),
               dout.reshape(g.n * g.c, outputs))
     return dx.reshape(g.input_shape)
+
+
+def avgpool2d_forward(x, win: PoolWindows):
+    """``out[n, c, oh, ow] = sum(x[n, c, rows(oh), cols(ow)]) / divisor[oh, ow]`` over
+    the rectangles of ``win`` (see :class:`~fastcnn.kernels.geometry.PoolWindows`),
+    as two passes of 1-D window sums: ``rowsum[n, c, oh, w]`` = sum over the rows of
+    window ``oh``, then the columns of window ``ow`` of ``rowsum``. Cache: ``win``."""
+    rowsum = np.empty((win.n, win.c, win.oh, win.w), dtype=x.dtype)
+    for oh in range(win.oh):
+        rowsum[:, :, oh] = x[:, :, win.row_start[oh]:win.row_stop[oh]].sum(axis=2)
+    out = np.empty(win.output_shape, dtype=x.dtype)
+    for ow in range(win.ow):
+        out[:, :, :, ow] = rowsum[:, :, :, win.col_start[ow]:win.col_stop[ow]].sum(axis=3)
+    out /= win.divisor.astype(x.dtype)
+    return out, win
+
+
+def avgpool2d_backward(dout, win: PoolWindows):
+    """Every pixel of window ``(oh, ow)`` gets ``dout / divisor`` of that window; the
+    adjoint of the forward's two passes, in reverse order (spread over the columns,
+    then over the rows; overlapping windows add up)."""
+    share = dout / win.divisor.astype(dout.dtype)                      # (N, C, OH, OW)
+    colspread = np.zeros((win.n, win.c, win.oh, win.w), dtype=dout.dtype)
+    for ow in range(win.ow):
+        colspread[:, :, :, win.col_start[ow]:win.col_stop[ow]] += share[:, :, :, ow, None]
+    dx = np.zeros(win.input_shape, dtype=dout.dtype)
+    for oh in range(win.oh):
+        dx[:, :, win.row_start[oh]:win.row_stop[oh]] += colspread[:, :, oh, None]
+    return dx
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):

@@ -1,7 +1,8 @@
 """``python -m fastcnn verify``: check every fast backend against the NumPy reference.
 
 For each backend (all available fast ones, or those named with ``--backend``),
-each kernel (conv2d, im2col/col2im, maxpool2d, batchnorm), forward and backward,
+each kernel (conv2d, im2col/col2im, max, average and adaptive average pooling,
+batchnorm), forward and backward,
 float32 and float64, it runs ``--cases`` randomized valid geometries (drawn by
 :func:`fastcnn.testing.random_cases` from ``--seed``) through
 :func:`fastcnn.testing.check_kernel` and prints one line per combination::
@@ -87,11 +88,11 @@ def verify(backends=None, seed: int = 0, cases: int = 8) -> tuple[list[VerifyRow
 
 
 def format_table(rows: list[VerifyRow]) -> str:
-    header = (f"{'backend':8s} {'kernel':10s} {'direction':9s} {'dtype':8s} "
+    header = (f"{'backend':8s} {'kernel':18s} {'direction':9s} {'dtype':8s} "
               f"{'max abs err':>12s} {'max rel err':>12s}  result")
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r.backend:8s} {r.kernel:10s} {r.direction:9s} {r.dtype:8s} "
+        lines.append(f"{r.backend:8s} {r.kernel:18s} {r.direction:9s} {r.dtype:8s} "
                      f"{r.max_abs:12.3g} {r.max_rel:12.3g}  {'pass' if r.passed else 'FAIL'}")
     return "\n".join(lines)
 

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 import fastcnn
 from fastcnn import kernels
 from fastcnn.tools.testing import (
+    ADAPTIVE_CASES,
+    AVGPOOL_CASES,
     BATCHNORM_CASES,
     CONV_CASES,
     IM2COL_CASES,
@@ -30,7 +32,9 @@ from fastcnn.tools.testing import (
 )
 
 GRID = ([("conv2d", c) for c in CONV_CASES] + [("im2col", c) for c in IM2COL_CASES]
-        + [("maxpool2d", c) for c in POOL_CASES] + [("batchnorm", c) for c in BATCHNORM_CASES])
+        + [("maxpool2d", c) for c in POOL_CASES] + [("batchnorm", c) for c in BATCHNORM_CASES]
+        + [("avgpool2d", c) for c in AVGPOOL_CASES]
+        + [("adaptive_avgpool2d", c) for c in ADAPTIVE_CASES])
 GRID = [pytest.param(k, c, id=f"{k}-{c.name}") for k, c in GRID]
 
 

@@ -159,7 +159,7 @@ CASES = {
                         ValueError, "batchnorm_forward: eps must lie in (0.0, inf]; got -1e-05."),
     "bn-training-not-bool": (lambda c: kernels.batchnorm_forward(X, G, G, G, G, "yes"), TypeError,
                              "batchnorm_forward: training must be a bool; got 'yes'."),
-    "bn-train-empty-batch": (lambda c: kernels.batchnorm_forward(arr(0, 3, 2, 2), G, G, G, G, True),
+    "bn-train-empty-planes": (lambda c: kernels.batchnorm_forward(arr(2, 3, 0, 2), G, G, G, G, True),
                              ValueError, "batchnorm_forward: training mode needs a non-empty batch"),
     "bn-mixed-dtype": (lambda c: kernels.batchnorm_forward(X, G, G, G.astype(np.float64), G),
                        TypeError, "batchnorm_forward: all arrays must share one dtype"),

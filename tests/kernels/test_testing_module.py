@@ -201,7 +201,8 @@ def test_check_kernel_gradcheck_catches_inconsistent_backward():
 
 def test_check_kernel_rejects_unknown_names():
     with pytest.raises(ValueError, match=r"kernel must be one of \['conv2d', 'maxpool2d', "
-                                         r"'batchnorm', 'im2col'\]; got 'relu'"):
+                                         r"'avgpool2d', 'adaptive_avgpool2d', 'batchnorm', "
+                                         r"'im2col'\]; got 'relu'"):
         check_kernel("relu")
     with pytest.raises(ValueError, match="unknown conv2d case 'huge'"):
         check_kernel("conv2d", cases=["huge"])

@@ -22,7 +22,8 @@ def test_verify_command_runs_and_prints_table():
     assert "max abs err" in out and "max rel err" in out
     fast = [b for b in _backend.available_backends() if b != "numpy"]
     for name in fast:
-        for kernel in ("conv2d", "maxpool2d", "batchnorm", "im2col"):
+        for kernel in ("conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "batchnorm",
+                       "im2col"):
             assert f"{name:8s} {kernel:10s}" in out
     for name in set(_backend.BACKENDS) - set(fast) - {"numpy"}:
         assert f"{name}: missing (" in out
@@ -33,7 +34,7 @@ def test_verify_reference_against_itself_passes(capsys):
     args = cli.build_parser().parse_args(["verify", "--backend", "numpy", "--cases", "2"])
     assert verify.run(args) == 0
     out = capsys.readouterr().out
-    assert out.count("  pass") == 16          # 4 kernels x 2 directions x 2 dtypes
+    assert out.count("  pass") == 24          # 6 kernels x 2 directions x 2 dtypes
 
 
 def test_verify_exits_1_when_a_backend_is_broken(monkeypatch, capsys):
@@ -53,9 +54,9 @@ def test_verify_exits_1_when_a_backend_is_broken(monkeypatch, capsys):
     with _backend.isolated_backend_state({"numba": "broken_backend"}):
         assert verify.run(args) == 1
     out = capsys.readouterr().out
-    assert "numba    maxpool2d  backward  float32" in out
+    assert "numba    maxpool2d          backward  float32" in out
     assert "FAIL numba maxpool2d backward" in out and "FAILED:" in out
-    assert "numba    conv2d     forward   float32" in out   # the rest still ran and passed
+    assert "numba    conv2d             forward   float32" in out   # the rest ran and passed
 
 
 def test_verify_exits_1_when_a_named_backend_is_missing(monkeypatch, capsys):

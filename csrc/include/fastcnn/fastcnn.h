@@ -178,6 +178,34 @@ FC_DECLARE_KERNELS(f64, double, fc_dgemm_fn)
 
 #undef FC_DECLARE_KERNELS
 
+/*
+ * Average pooling over rectangle tables (fastcnn/kernels/geometry.py, PoolWindows): output
+ * (oh, ow) of every (n, c) plane averages rows [row_start[oh], row_stop[oh]) and columns
+ * [col_start[ow], col_stop[ow]) of its input plane. The rectangles are already clipped to
+ * the input, so fixed-window pooling with padding or ceil mode and adaptive pooling are
+ * all just different tables. The divisor (OH*OW values, same type as x) comes separately.
+ */
+typedef struct fc_windows {
+    fc_index_t n, c, h, w, oh, ow;
+    const fc_index_t *row_start, *row_stop; /* (oh,) */
+    const fc_index_t *col_start, *col_stop; /* (ow,) */
+} fc_windows;
+
+#define FC_DECLARE_AVGPOOL(SUF, T)                                                            \
+    /* y[n,c,oh,ow] = (sum over the rectangle of x[n,c], row by row, left to right) /       \
+       divisor[oh*OW + ow].  fc_avgpool.c */                                                 \
+    int fc_avgpool2d_fwd_##SUF(const T *FC_RESTRICT x, const T *FC_RESTRICT divisor,         \
+                               T *FC_RESTRICT y, const fc_windows *win, int n_threads);      \
+    /* dx = 0; dx[n,c] += dy[n,c,oh,ow] / divisor[oh*OW + ow] over each rectangle, windows  \
+       in (oh, ow) order */                                                                  \
+    int fc_avgpool2d_bwd_##SUF(const T *FC_RESTRICT dy, const T *FC_RESTRICT divisor,        \
+                               T *FC_RESTRICT dx, const fc_windows *win, int n_threads);
+
+FC_DECLARE_AVGPOOL(f32, float)
+FC_DECLARE_AVGPOOL(f64, double)
+
+#undef FC_DECLARE_AVGPOOL
+
 #ifdef __cplusplus
 }
 #endif

@@ -105,3 +105,20 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
                              const double *mean, const double *invstd, double *dx,
                              double *dgamma, double *dbeta, fc_index_t n, fc_index_t c,
                              fc_index_t l, int training, int n_threads) noexcept
+
+    # average pooling over rectangle tables (csrc/fc_avgpool_impl.h)
+    ctypedef struct fc_windows:
+        fc_index_t n, c, h, w, oh, ow
+        const fc_index_t *row_start
+        const fc_index_t *row_stop
+        const fc_index_t *col_start
+        const fc_index_t *col_stop
+
+    int fc_avgpool2d_fwd_f32(const float *x, const float *divisor, float *y,
+                             const fc_windows *win, int n_threads) noexcept
+    int fc_avgpool2d_fwd_f64(const double *x, const double *divisor, double *y,
+                             const fc_windows *win, int n_threads) noexcept
+    int fc_avgpool2d_bwd_f32(const float *dy, const float *divisor, float *dx,
+                             const fc_windows *win, int n_threads) noexcept
+    int fc_avgpool2d_bwd_f64(const double *dy, const double *divisor, double *dx,
+                             const fc_windows *win, int n_threads) noexcept

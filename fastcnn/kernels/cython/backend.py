@@ -51,13 +51,15 @@ import numpy as np
 from fastcnn.kernels import _dispatch as _backend
 from fastcnn.kernels.geometry import WindowGeometry, is_depthwise, is_pointwise, is_pool2x2
 from fastcnn.kernels.cython import _kernels  # ImportError here = extension not built -> backend missing
+from fastcnn.kernels.cython import _avgpool
 
 NAME = "cython"
 
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
-    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
-    "backend_info", "conv_chunk_images", "maxpool_argmax",
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    "batchnorm_forward", "batchnorm_backward", "backend_info", "conv_chunk_images",
+    "maxpool_argmax",
 ]
 
 #: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
@@ -273,6 +275,25 @@ def maxpool2d_backward(dout, cache):
             _kernels.maxpool2x2_backward(dout, where, dx, g, _threads(dx.size))
         else:
             _kernels.maxpool2d_backward(dout, where, dx, g, _threads(dx.size))
+    return dx
+
+
+def avgpool2d_forward(x, win):
+    """``out = (sum of x over each window's rectangle) / divisor`` (see ``PoolWindows``);
+    the C kernel recognises 2x2/2 tiles itself. Cache: ``win``."""
+    out = np.empty(win.output_shape, dtype=x.dtype)
+    if win.n > 0:
+        _avgpool.avgpool2d_forward(x, win.divisor.astype(x.dtype), out, win,
+                                   _threads(x.size))
+    return out, win
+
+
+def avgpool2d_backward(dout, win):
+    """Every pixel of a window gets ``dout / divisor`` (overlapping windows add up)."""
+    dx = np.empty(win.input_shape, dtype=dout.dtype)
+    if win.n > 0:
+        _avgpool.avgpool2d_backward(dout, win.divisor.astype(dout.dtype), dx, win,
+                                    _threads(dx.size))
     return dx
 
 

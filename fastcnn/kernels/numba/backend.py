@@ -48,7 +48,8 @@ NAME = "numba"
 
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
-    "maxpool2d_forward", "maxpool2d_backward", "batchnorm_forward", "batchnorm_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "maxpool_argmax",
+    "avgpool2d_forward", "avgpool2d_backward", "batchnorm_forward", "batchnorm_backward",
     "backend_info", "DW_PARTS_BUDGET_BYTES", "COLUMN_TILE_BYTES",
 ]
 
@@ -269,8 +270,13 @@ def maxpool2d_forward(x, g: WindowGeometry):
                 _pool.maxpool_forward_2x2_kernel(x, out, argmax)
             else:
                 _pool.maxpool_forward_kernel(x, out, argmax, g.kh, g.kw, g.sh, g.sw,
-                                             g.pad_top, g.pad_left)
+                                             g.pad_top, g.pad_left, g.dh, g.dw)
     return out, (argmax, g)
+
+
+def maxpool_argmax(data) -> np.ndarray:
+    """The flat index ``h*W + w`` of each window's winner, from a maxpool cache's data."""
+    return data[0]
 
 
 def maxpool2d_backward(dout, cache):
@@ -282,6 +288,45 @@ def maxpool2d_backward(dout, cache):
         with _threads(dx.size):
             _pool.maxpool_backward_kernel(dout.reshape(planes, -1), argmax.reshape(planes, -1),
                                           dx.reshape(planes, -1))
+    return dx
+
+
+# -------------------------------------------------------------------------- avgpool
+
+
+def _tiles_2x2(win) -> bool:
+    """Window ``(oh, ow)`` is rows ``[2oh, 2oh+2)`` and columns ``[2ow, 2ow+2)`` for all."""
+    rows, cols = 2 * np.arange(win.oh), 2 * np.arange(win.ow)
+    return (np.array_equal(win.row_start, rows) and np.array_equal(win.row_stop, rows + 2)
+            and np.array_equal(win.col_start, cols) and np.array_equal(win.col_stop, cols + 2))
+
+
+def avgpool2d_forward(x, win):
+    """``out = (sum of x over each window's rectangle) / divisor`` (see ``PoolWindows``);
+    2x2/2 tiles run a loop without the window loops. Cache: ``win``."""
+    out = np.empty(win.output_shape, dtype=x.dtype)
+    if out.size:
+        divisor = win.divisor.astype(x.dtype)
+        with _threads(x.size):
+            if _tiles_2x2(win):
+                _pool.avgpool_forward_2x2_kernel(x, divisor, out)
+            else:
+                _pool.avgpool_forward_kernel(x, divisor, out, win.row_start, win.row_stop,
+                                             win.col_start, win.col_stop)
+    return out, win
+
+
+def avgpool2d_backward(dout, win):
+    """Every pixel of a window gets ``dout / divisor`` (overlapping windows add up)."""
+    dx = np.empty(win.input_shape, dtype=dout.dtype)
+    if dx.size:
+        divisor = win.divisor.astype(dout.dtype)
+        with _threads(dx.size):
+            if _tiles_2x2(win):
+                _pool.avgpool_backward_2x2_kernel(dout, divisor, dx)
+            else:
+                _pool.avgpool_backward_kernel(dout, divisor, dx, win.row_start, win.row_stop,
+                                              win.col_start, win.col_stop)
     return dx
 
 

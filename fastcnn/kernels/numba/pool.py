@@ -1,6 +1,6 @@
-"""Numba max-pooling kernels behind :mod:`fastcnn.kernels.numba_backend`.
+"""Numba max- and average-pooling kernels behind :mod:`fastcnn.kernels.numba.backend`.
 
-Both kernels run one thread per ``(n, c)`` plane (``prange`` over ``N*C``): planes are
+Every kernel runs one thread per ``(n, c)`` plane (``prange`` over ``N*C``): planes are
 independent, so the results are the same for any thread count.
 """
 
@@ -19,13 +19,23 @@ def _later_wins(later, best):
     return (later > best) | ((later != later) & (best == best))
 
 
-@njit(parallel=True, **_JIT)
-def maxpool_forward_kernel(x, out, argmax, kh, kw, sh, sw, pt, pl):
-    """``out[n, c, r, q] = max`` of the window at rows ``r*sh - pt + [0, kh)`` and
-    columns ``q*sw - pl + [0, kw)``, clipped to the real input (padding is never a
-    candidate); ``argmax`` gets the winner's flat index ``h*W + w`` in its plane.
+@njit(**_JIT)
+def _real_taps(start, k, d, size):
+    """Taps ``i_lo <= i < i_hi`` of a window of ``k`` taps, ``d`` apart, starting at row
+    ``start``, that land inside ``[0, size)`` (the simple version tests every tap)."""
+    lo = (-start + d - 1) // d if start < 0 else 0
+    room = size - start
+    hi = (room + d - 1) // d if room > 0 else 0
+    return lo, min(hi, k)
 
-    The window is scanned in row-major order and the best is replaced only by a later
+
+@njit(parallel=True, **_JIT)
+def maxpool_forward_kernel(x, out, argmax, kh, kw, sh, sw, pt, pl, dh, dw):
+    """``out[n, c, r, q] = max`` of the taps at rows ``r*sh - pt + i*dh`` (``i < kh``) and
+    columns ``q*sw - pl + j*dw`` (``j < kw``) that lie in the real input (padding is never
+    a candidate); ``argmax`` gets the winner's flat index ``h*W + w`` in its plane.
+
+    The taps are scanned in row-major order and the best is replaced only by a later
     value that wins (:func:`_later_wins`): ties go to the first max, the first NaN wins.
     """
     N, C, H, W = x.shape
@@ -38,21 +48,19 @@ def maxpool_forward_kernel(x, out, argmax, kh, kw, sh, sw, pt, pl):
         a = argmax[n, c]
         for r in range(OH):
             h0 = r * sh - pt
-            i_lo = max(0, -h0)
-            i_hi = min(kh, H - h0)
+            i_lo, i_hi = _real_taps(h0, kh, dh, H)
             for q in range(OW):
                 w0 = q * sw - pl
-                j_lo = max(0, -w0)
-                j_hi = min(kw, W - w0)
-                # Padding < window on every side, so the clipped window is never empty.
-                best = plane[h0 + i_lo, w0 + j_lo]
-                arg = (h0 + i_lo) * W + w0 + j_lo
+                j_lo, j_hi = _real_taps(w0, kw, dw, W)
+                # Every window holds an input pixel (validated), so this one exists.
+                best = plane[h0 + i_lo * dh, w0 + j_lo * dw]
+                arg = (h0 + i_lo * dh) * W + w0 + j_lo * dw
                 for i in range(i_lo, i_hi):
-                    row = plane[h0 + i]
+                    row = plane[h0 + i * dh]
                     for j in range(j_lo, j_hi):
-                        v = row[w0 + j]
+                        v = row[w0 + j * dw]
                         take = _later_wins(v, best)
-                        arg = (h0 + i) * W + w0 + j if take else arg
+                        arg = (h0 + i * dh) * W + w0 + j * dw if take else arg
                         best = v if take else best
                 o[r, q] = best
                 a[r, q] = arg
@@ -102,3 +110,91 @@ def maxpool_backward_kernel(dout2, argmax2, dx2):
         idx = argmax2[p]
         for k in range(K):
             dst[idx[k]] += src[k]
+
+
+@njit(parallel=True, **_JIT)
+def avgpool_forward_kernel(x, divisor, out, row_start, row_stop, col_start, col_stop):
+    """``out[n, c, oh, ow] = (sum of x[n, c] over rows [row_start[oh], row_stop[oh]) and
+    columns [col_start[ow], col_stop[ow]), row by row from 0) / divisor[oh, ow]``."""
+    N, C = x.shape[0], x.shape[1]
+    OH, OW = out.shape[2], out.shape[3]
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        plane = x[n, c]
+        o = out[n, c]
+        for oh in range(OH):
+            for ow in range(OW):
+                s = plane.dtype.type(0)
+                for h in range(row_start[oh], row_stop[oh]):
+                    for w in range(col_start[ow], col_stop[ow]):
+                        s += plane[h, w]
+                o[oh, ow] = s / divisor[oh, ow]
+
+
+@njit(parallel=True, **_JIT)
+def avgpool_backward_kernel(dout, divisor, dx, row_start, row_stop, col_start, col_stop):
+    """``dx = 0``, then each window (in ``(oh, ow)`` order) adds ``dout / divisor`` to
+    every pixel of its rectangle (overlapping windows add up)."""
+    N, C = dx.shape[0], dx.shape[1]
+    OH, OW = dout.shape[2], dout.shape[3]
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        d = dx[n, c]
+        d[:, :] = 0
+        g = dout[n, c]
+        for oh in range(OH):
+            for ow in range(OW):
+                v = g[oh, ow] / divisor[oh, ow]
+                for h in range(row_start[oh], row_stop[oh]):
+                    for w in range(col_start[ow], col_stop[ow]):
+                        d[h, w] += v
+
+
+@njit(parallel=True, **_JIT)
+def avgpool_forward_2x2_kernel(x, divisor, out):
+    """:func:`avgpool_forward_kernel` for 2x2 windows at stride 2 (window ``(oh, ow)`` is
+    rows ``2oh, 2oh+1`` and columns ``2ow, 2ow+1``), without the window loops: the same
+    additions in the same order, so the same bits."""
+    N, C = x.shape[0], x.shape[1]
+    OH, OW = out.shape[2], out.shape[3]
+    zero = x.dtype.type(0)
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        plane = x[n, c]
+        o = out[n, c]
+        for oh in range(OH):
+            top = plane[2 * oh]
+            bottom = plane[2 * oh + 1]
+            d = divisor[oh]
+            for ow in range(OW):
+                w = 2 * ow
+                o[oh, ow] = ((((zero + top[w]) + top[w + 1]) + bottom[w]) + bottom[w + 1]) / d[ow]
+
+
+@njit(parallel=True, **_JIT)
+def avgpool_backward_2x2_kernel(dout, divisor, dx):
+    """:func:`avgpool_backward_kernel` for 2x2/2 windows, write-only: each pixel of a
+    window gets ``0 + dout / divisor``; pixels in no window (an odd last row or column) 0."""
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    zero = dx.dtype.type(0)
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        d = dx[n, c]
+        g = dout[n, c]
+        for oh in range(OH):
+            top = d[2 * oh]
+            bottom = d[2 * oh + 1]
+            for ow in range(OW):
+                v = zero + g[oh, ow] / divisor[oh, ow]
+                top[2 * ow] = v
+                top[2 * ow + 1] = v
+                bottom[2 * ow] = v
+                bottom[2 * ow + 1] = v
+            top[2 * OW:] = 0
+            bottom[2 * OW:] = 0
+        d[2 * OH:, :] = 0

@@ -20,14 +20,19 @@ from fastcnn.nn.layers.conv import Conv2D
 from fastcnn.nn.layers.core import Dense, Dropout, Flatten
 from fastcnn.nn.layers.maxout import Maxout
 from fastcnn.nn.layers.normalization import BatchNormalization
-from fastcnn.nn.layers.pooling import AveragePooling2D, MaxPooling2D
+from fastcnn.nn.layers.pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
 from fastcnn.nn.layers.residual import Residual
 from fastcnn.nn.layers.separable import DepthwiseConv2D, SeparableConv2D
 
 __all__ = [
     "Layer", "serialize", "deserialize",
     "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
-    "Dense", "Flatten", "Dropout",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual",
 ]

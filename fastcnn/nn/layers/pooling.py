@@ -1,8 +1,10 @@
-"""Max and average pooling over NCHW batches.
+"""Max and average pooling over NCHW batches, on the kernels of :mod:`fastcnn.kernels`.
 
-Shape (both): input ``(N, C, H, W)``, output ``(N, C, OH, OW)`` with
-``OH = (H + PT + PB - KH) // SH + 1`` (``"valid"``: no padding; ``"same"``:
-TensorFlow's ``OH = ceil(H / SH)``, extra padding at the bottom/right).
+Windowed (``MaxPooling2D``, ``AveragePooling2D``): input ``(N, C, H, W)``, output
+``(N, C, OH, OW)`` with ``OH = (H + PT + PB - KH) // SH + 1`` (``"valid"``: no padding;
+``"same"``: TensorFlow's ``OH = ceil(H / SH)``, extra padding at the bottom/right).
+Global (``GlobalAveragePooling2D``, ``GlobalMaxPooling2D``): output ``(N, C)``, or
+``(N, C, 1, 1)`` with ``keepdims=True``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastcnn.nn.layers._util import (
 )
 from fastcnn.nn.layers.base import Layer
 
-__all__ = ["MaxPooling2D", "AveragePooling2D"]
+__all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]
 
 
 class _Pooling2D(Layer):
@@ -68,60 +70,69 @@ class AveragePooling2D(_Pooling2D):
     """``out[n, c, i, j] = mean of x over the window's real (non-padding) pixels``.
 
     As in Keras/TensorFlow, ``"same"`` padding is *excluded* from the count, so a
-    border window of 2 real pixels divides by 2. Backward spreads ``dout / count``
-    evenly over each window. ``strides`` defaults to ``pool_size``.
-
-    NumPy only: one strided view per window offset (``KH * KW`` vectorised adds), or a
-    single reshape-mean when the windows tile the input exactly.
+    border window of 2 real pixels divides by 2 (PyTorch's ``count_include_pad=False``).
+    Backward spreads ``dout / count`` evenly over each window. ``strides`` defaults to
+    ``pool_size``. Computed by :func:`fastcnn.kernels.avgpool2d_forward`.
     """
 
-    def _build(self, input_shape):
-        super()._build(input_shape)
-        c, h, w = input_shape
-        (pt, pb), (pl, pr) = self._pads
-        kh, kw = self.pool_size
-        _, self._oh, self._ow = self.compute_output_shape(input_shape)
-        self._tiles = (self.strides == self.pool_size and pt + pb + pl + pr == 0
-                       and h == self._oh * kh and w == self._ow * kw)
-        # Real pixels per window, computed once by pooling a ones image.
-        ones = np.zeros((1, 1, h + pt + pb, w + pl + pr), dtype=self.dtype)
-        ones[..., pt:pt + h, pl:pl + w] = 1
-        count = np.zeros((1, 1, self._oh, self._ow), dtype=self.dtype)
-        for view in self._views(ones):
-            count += view
-        self._inv_count = 1 / count
-
-    def _views(self, x_pad):
-        """``x_pad[:, :, oh*SH + i, ow*SW + j]`` over all (oh, ow), for each offset (i, j)."""
-        sh, sw = self.strides
-        for i in range(self.pool_size[0]):
-            for j in range(self.pool_size[1]):
-                yield x_pad[:, :, i:i + sh * (self._oh - 1) + 1:sh,
-                            j:j + sw * (self._ow - 1) + 1:sw]
-
     def call(self, x, training):
-        n, c, h, w = x.shape
-        kh, kw = self.pool_size
-        if self._tiles:
-            return x.reshape(n, c, self._oh, kh, self._ow, kw).mean(axis=(3, 5))
-        (pt, pb), (pl, pr) = self._pads
-        x_pad = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if pt + pb + pl + pr else x
-        out = np.zeros((n, c, self._oh, self._ow), dtype=x.dtype)
-        for view in self._views(x_pad):
-            out += view
-        out *= self._inv_count
+        out, self._cache = kernels.avgpool2d_forward(x, self.pool_size, self.strides,
+                                                     self._pads, count_include_pad=False)
         return out
 
     def call_backward(self, dout):
+        return kernels.avgpool2d_backward(dout, self._cache)
+
+
+class _GlobalPooling2D(Layer):
+    def __init__(self, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(keepdims, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: keepdims must be a bool; got {keepdims!r}.")
+        self.keepdims = bool(keepdims)
+
+    def compute_output_shape(self, input_shape):
+        check_image_shape(f"{type(self).__name__} '{self.name}'", input_shape)
+        return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
+
+    def _pooled(self, out):
+        """(N, C, 1, 1) from the kernel -> the layer's output shape (a view)."""
+        return out if self.keepdims else out.reshape(out.shape[:2])
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """``out[n, c] = mean over (h, w) of x[n, c, h, w]``: one number per channel.
+
+    The head of all-convolutional nets (Network in Network, ResNet, MobileNet):
+    no weights, any input size. Output ``(N, C)``, or ``(N, C, 1, 1)`` with
+    ``keepdims=True`` (Keras' names). Backward: every pixel gets ``dout / (H*W)``.
+    Computed by :func:`fastcnn.kernels.adaptive_avgpool2d_forward` with output 1x1.
+    """
+
+    def call(self, x, training):
+        out, self._cache = kernels.adaptive_avgpool2d_forward(x, 1)
+        return self._pooled(out)
+
+    def call_backward(self, dout):
         n, c = dout.shape[:2]
-        h, w = self.input_shape[1:]
-        kh, kw = self.pool_size
-        share = dout * self._inv_count                      # each pixel's share of dout
-        if self._tiles:
-            dx = np.broadcast_to(share[:, :, :, None, :, None], (n, c, self._oh, kh, self._ow, kw))
-            return dx.reshape(n, c, h, w)
-        (pt, pb), (pl, pr) = self._pads
-        dx_pad = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dout.dtype)
-        for view in self._views(dx_pad):
-            view += share                                   # writes through to dx_pad
-        return np.ascontiguousarray(dx_pad[:, :, pt:pt + h, pl:pl + w])
+        return kernels.adaptive_avgpool2d_backward(dout.reshape(n, c, 1, 1), self._cache)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """``out[n, c] = max over (h, w) of x[n, c, h, w]``: one number per channel.
+
+    Output ``(N, C)``, or ``(N, C, 1, 1)`` with ``keepdims=True``. Backward routes
+    ``dout`` to the winning pixel (ties: the first in row-major order). Computed by
+    :func:`fastcnn.kernels.maxpool2d_forward` with one window the size of the input.
+    """
+
+    def call(self, x, training):
+        out, self._cache = kernels.maxpool2d_forward(x, x.shape[2:])
+        return self._pooled(out)
+
+    def call_backward(self, dout):
+        n, c = dout.shape[:2]
+        return kernels.maxpool2d_backward(dout.reshape(n, c, 1, 1), self._cache)

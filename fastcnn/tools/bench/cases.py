@@ -29,7 +29,7 @@ from fastcnn.kernels.geometry import ConvCase, WindowGeometry, same_padding
 from fastcnn.kernels._dispatch import use_backend
 
 __all__ = [
-    "ConvCase", "PoolCase", "BatchNormCase", "CASES", "QUICK_CASES", "DIRECTIONS",
+    "ConvCase", "PoolCase", "AvgPoolCase", "BatchNormCase", "CASES", "QUICK_CASES", "DIRECTIONS",
     "get_case", "make_inputs", "kernel_callable", "kernel_outputs", "gemm_callable",
     "work", "check_outputs",
 ]
@@ -60,6 +60,14 @@ class PoolCase:
     def shape_text(self) -> str:
         return (f"({self.n},{self.c},{self.h},{self.w}) {self.size}x{self.size}/{self.stride}"
                 + (f" pad {self.padding}" if self.padding else ""))
+
+
+@dataclass(frozen=True)
+class AvgPoolCase(PoolCase):
+    """``avgpool2d`` (PyTorch's defaults: padding counted in the divisor) on the same
+    shapes as :class:`PoolCase`; the same bytes are counted."""
+
+    kernel: str = field(default="avgpool2d", init=False)
 
 
 @dataclass(frozen=True)
@@ -96,23 +104,26 @@ CASES = {c.name: c for c in [
     PoolCase("pool2_64x32", 64, 64, 32, 32, 2, 2, 0, "target"),
     PoolCase("pool2_128x16", 64, 128, 16, 16, 2, 2, 0, "target"),
     PoolCase("pool3s2_64x32", 64, 64, 32, 32, 3, 2, 1, "target (overlapping)"),
+    AvgPoolCase("avgpool2_64x32", 64, 64, 32, 32, 2, 2, 0, "target (average)"),
     BatchNormCase("bn_spatial_64x32", (64, 64, 32, 32), "target"),
     BatchNormCase("bn_dense_256x512", (256, 512), "target"),
     # Small variants used by --quick (seconds, not minutes, on the NumPy reference).
     ConvCase("conv3x3_64_32_n8", 8, 64, 32, 32, 64, 3, 3, 1, 1, note="quick"),
     PoolCase("pool2_64x32_n8", 8, 64, 32, 32, 2, 2, 0, "quick"),
+    AvgPoolCase("avgpool2_64x32_n8", 8, 64, 32, 32, 2, 2, 0, "quick"),
     BatchNormCase("bn_spatial_64x32_n8", (8, 64, 32, 32), "quick"),
 ]}
 
 #: Presets the full report runs by default (the targets plus the CIFAR first layer).
 FULL_CASES = [name for name, c in CASES.items() if c.note != "quick"]
 #: A subset that finishes well under a minute on every backend.
-QUICK_CASES = ["conv3x3_64_32_n8", "mnist_conv1", "pool2_64x32_n8",
+QUICK_CASES = ["conv3x3_64_32_n8", "mnist_conv1", "pool2_64x32_n8", "avgpool2_64x32_n8",
                "bn_spatial_64x32_n8", "bn_dense_256x512"]
 
 #: What can be timed for each kernel.
 DIRECTIONS = {"conv2d": ("fwd", "bwd", "fwd+bwd"),
               "maxpool2d": ("fwd", "fwd+bwd"),
+              "avgpool2d": ("fwd", "fwd+bwd"),
               "batchnorm": ("fwd", "fwd+bwd")}
 
 
@@ -142,7 +153,7 @@ def make_inputs(case, dtype=np.float32, seed=0) -> dict:
                 "w": normal(*case.w_shape, scale=np.sqrt(2.0 / fan_in)),
                 "b": normal(case.f, scale=0.1),
                 "dout": normal(g.n, case.f, g.oh, g.ow)}
-    if case.kernel == "maxpool2d":
+    if case.kernel in ("maxpool2d", "avgpool2d"):
         g = case.geometry
         return {"x": normal(g.n, g.c, g.h, g.w), "dout": normal(g.n, g.c, g.oh, g.ow)}
     c = case.shape[1]
@@ -157,6 +168,8 @@ def _forward(case, inp):
                                       case.dilation, case.groups)
     if case.kernel == "maxpool2d":
         return kernels.maxpool2d_forward(inp["x"], case.size, case.stride, case.padding)
+    if case.kernel == "avgpool2d":
+        return kernels.avgpool2d_forward(inp["x"], case.size, case.stride, case.padding)
     return kernels.batchnorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["running_mean"],
                                      inp["running_var"], training=True)
 
@@ -166,6 +179,8 @@ def _backward(case, dout, cache):
         return kernels.conv2d_backward(dout, cache)
     if case.kernel == "maxpool2d":
         return (kernels.maxpool2d_backward(dout, cache),)
+    if case.kernel == "avgpool2d":
+        return (kernels.avgpool2d_backward(dout, cache),)
     return kernels.batchnorm_backward(dout, cache)
 
 
@@ -247,7 +262,7 @@ def work(case, direction: str, itemsize: int = 4) -> dict:
         factor = {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
         nbytes = {"fwd": fwd_bytes, "bwd": bwd_bytes, "fwd+bwd": fwd_bytes + bwd_bytes}[direction]
         return {"flops": factor * case.forward_flops, "bytes": nbytes}
-    if case.kernel == "maxpool2d":
+    if case.kernel in ("maxpool2d", "avgpool2d"):
         g = case.geometry
         fwd = _nbytes(g.input_shape, itemsize) + _nbytes((g.n, g.c, g.oh, g.ow), itemsize)
         return {"flops": None, "bytes": fwd if direction == "fwd" else 2 * fwd}

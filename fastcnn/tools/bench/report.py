@@ -215,6 +215,7 @@ def _table(header, lines, out):
 def _print_kernel_tables(rows, out):
     titles = {"conv2d": "conv2d (GFLOP/s; % of the GEMM rate at the same thread count)",
               "maxpool2d": "maxpool2d (effective GB/s; % of copy bandwidth)",
+              "avgpool2d": "avgpool2d (effective GB/s; % of copy bandwidth)",
               "batchnorm": "batchnorm, training (effective GB/s; % of copy bandwidth)"}
     for kernel, title in titles.items():
         kernel_rows = [r for r in rows if r["kernel"] == kernel]

@@ -49,11 +49,12 @@ TARGETS: list[Target] = (
     + [Target("pool3s2_64x32", "cython", "vs_torch", 0.5),
        Target("bn_spatial_64x32", "cython", "gbs", 12.0, at_least=True),
        Target("bn_spatial_64x32", "cython", "vs_torch", 0.6),
-       Target("bn_dense_256x512", "cython", "vs_torch", 1.0)]
+       Target("bn_dense_256x512", "cython", "vs_torch", 1.0),
+       Target("avgpool2_64x32", "cython", "vs_torch", 1.0)]
     # "Numba backend, every kernel above: <= 2x the compiled backend".
     + [Target(c, "numba", "vs_cython", 2.0) for c in
        (*_THREE_CONVS, *_MNIST, "pool2_64x32", "pool2_128x16", "pool3s2_64x32",
-        "bn_spatial_64x32", "bn_dense_256x512")]
+        "avgpool2_64x32", "bn_spatial_64x32", "bn_dense_256x512")]
 )
 
 

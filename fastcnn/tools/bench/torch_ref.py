@@ -6,7 +6,7 @@ inputs, shared with torch through ``torch.from_numpy`` (no copy).
 
 What is timed, per direction:
 
-* ``fwd``: ``torch.nn.functional.{conv2d, max_pool2d, batch_norm}`` under
+* ``fwd``: ``torch.nn.functional.{conv2d, max_pool2d, avg_pool2d, batch_norm}`` under
   ``torch.no_grad()`` (no autograd graph is built, as in inference).
 * ``fwd+bwd``: the forward with autograd on, then ``torch.autograd.grad(out, inputs,
   dout)`` (gradients are returned, not accumulated into ``.grad``).
@@ -58,6 +58,12 @@ def _graph(case, inp, requires_grad: bool):
 
         def forward():
             return F.max_pool2d(x, case.size, case.stride, case.padding)
+        return forward, (x,)
+    if case.kernel == "avgpool2d":
+        x = tensor("x")
+
+        def forward():
+            return F.avg_pool2d(x, case.size, case.stride, case.padding)
         return forward, (x,)
     x, gamma, beta = tensor("x"), tensor("gamma"), tensor("beta")
     # Running statistics are buffers, never differentiated; copies so that ours stay intact.

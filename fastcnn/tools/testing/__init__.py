@@ -60,6 +60,12 @@ conv2d      ``forward(x, w, b, stride, padding) -> (out, cache)``  ``backward(do
             (``forward(x, w, b, stride, padding, dilation, groups)``
             for the dilated / grouped / depthwise cases)
 maxpool2d   ``forward(x, size, stride, padding) -> (out, cache)``  ``backward(dout, cache) -> dx``
+            (``forward(x, size, stride, padding, dilation,
+            ceil_mode)`` for the ceil-mode / dilated cases)
+avgpool2d   ``forward(x, size, stride, padding, ceil_mode,         ``backward(dout, cache) -> dx``
+            count_include_pad, divisor_override) -> (out, cache)``
+adaptive_   ``forward(x, output_size) -> (out, cache)``            ``backward(dout, cache) -> dx``
+avgpool2d
 batchnorm   ``forward(x, gamma, beta, running_mean, running_var,   ``backward(dout, cache) -> (dx, dgamma, dbeta)``
             training, momentum, eps) -> (out, cache)``
 im2col      ``forward(x, kh, kw, stride, padding) -> cols``        ``backward(cols, x_shape, kh, kw, stride, padding) -> x``
@@ -70,10 +76,14 @@ im2col      ``forward(x, kh, kw, stride, padding) -> cols``        ``backward(co
 case states them; two conv cases (``asym-pad``, ``depthwise-stride2-asym-pad``) use
 ``((top, bottom), (left, right))`` padding: leave them out with ``cases=`` if your kernel
 does not support that form, and the dilated / grouped / depthwise cases if it has no
-``dilation`` / ``groups``.
+``dilation`` / ``groups``. Likewise the max-pooling cases ``ceil-mode``,
+``ceil-pad-overlap``, ``dilated`` and ``dilated-pairs-ceil`` (PyTorch's ``dilation`` and
+``ceil_mode`` after ``padding``).
 """
 
 from fastcnn.tools.testing.cases import (
+    ADAPTIVE_CASES,
+    AVGPOOL_CASES,
     BATCHNORM_CASES,
     CONV_CASES,
     IM2COL_CASES,
@@ -82,6 +92,8 @@ from fastcnn.tools.testing.cases import (
     BatchNormCase,
     ConvCase,
     PoolCase,
+    AvgPoolCase,
+    AdaptivePoolCase,
     cases_for,
     distinct_values,
     random_cases,
@@ -98,10 +110,14 @@ from fastcnn.tools.testing.compare import (
 __all__ = [
     "ConvCase",
     "PoolCase",
+    "AvgPoolCase",
+    "AdaptivePoolCase",
     "BatchNormCase",
     "CONV_CASES",
     "IM2COL_CASES",
     "POOL_CASES",
+    "AVGPOOL_CASES",
+    "ADAPTIVE_CASES",
     "BATCHNORM_CASES",
     "TOLERANCES",
     "GRADCHECK_MAX_REL_ERROR",

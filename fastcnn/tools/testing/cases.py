@@ -10,12 +10,13 @@ import numpy as np
 
 from fastcnn.kernels.geometry import ConvCase
 
-__all__ = ["KERNELS", "ConvCase", "PoolCase", "BatchNormCase", "CONV_CASES", "IM2COL_CASES",
-           "POOL_CASES", "BATCHNORM_CASES", "cases_for", "check_kernel_name", "random_cases",
+__all__ = ["KERNELS", "ConvCase", "PoolCase", "AvgPoolCase", "AdaptivePoolCase",
+           "BatchNormCase", "CONV_CASES", "IM2COL_CASES", "POOL_CASES", "AVGPOOL_CASES",
+           "ADAPTIVE_CASES", "BATCHNORM_CASES", "cases_for", "check_kernel_name", "random_cases",
            "distinct_values"]
 
 #: The kernels :func:`fastcnn.testing.check_kernel` knows.
-KERNELS = ("conv2d", "maxpool2d", "batchnorm", "im2col")
+KERNELS = ("conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "batchnorm", "im2col")
 
 
 
@@ -45,25 +46,97 @@ class PoolCase:
     size: int | tuple = 2
     stride: int | tuple = 2
     padding: int | tuple = 0
+    dilation: int | tuple = 1
+    ceil_mode: bool = False
 
     @property
     def x_shape(self):
         return (self.n, self.c, self.h, self.w)
 
+    @property
+    def args(self) -> tuple:
+        """What the forward gets after ``x``: ``size, stride, padding``, then
+        ``dilation, ceil_mode`` only for the cases that use them (so a kernel without
+        those arguments runs the rest of the grid)."""
+        extra = (self.dilation, self.ceil_mode) if (self.dilation, self.ceil_mode) != (1, False) \
+            else ()
+        return (self.size, self.stride, self.padding) + extra
+
     def describe(self) -> str:
+        extra = (f" dilation={self.dilation}" if self.dilation != 1 else "") + \
+            (" ceil_mode=True" if self.ceil_mode else "")
         return (f"x.shape={self.x_shape} size={self.size} stride={self.stride} "
-                f"padding={self.padding}")
+                f"padding={self.padding}{extra}")
 
     @property
     def overlapping(self) -> bool:
-        """True when some input element lies in two windows (stride < size)."""
-        kh, kw = _pair(self.size)
-        sh, sw = _pair(self.stride)
-        return sh < kh or sw < kw
+        """True when some input element may lie in two windows (stride < window extent)."""
+        (kh, kw), (sh, sw), (dh, dw) = _pair(self.size), _pair(self.stride), _pair(self.dilation)
+        return sh < (kh - 1) * dh + 1 or sw < (kw - 1) * dw + 1
 
     def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
         """Distinct values (no ties, see :func:`distinct_values`)."""
         return {"x": distinct_values(self.x_shape, rng, dtype)}
+
+
+@dataclass(frozen=True)
+class AvgPoolCase:
+    """One average-pooling geometry with PyTorch's ``avg_pool2d`` options."""
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    size: int | tuple = 2
+    stride: int | tuple | None = None
+    padding: int | tuple = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: int | None = None
+
+    @property
+    def x_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def args(self) -> tuple:
+        return (self.size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
+
+    def describe(self) -> str:
+        return (f"x.shape={self.x_shape} size={self.size} stride={self.stride} "
+                f"padding={self.padding} ceil_mode={self.ceil_mode} count_include_pad="
+                f"{self.count_include_pad} divisor_override={self.divisor_override}")
+
+    def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
+        return {"x": rng.standard_normal(self.x_shape).astype(dtype)}
+
+
+@dataclass(frozen=True)
+class AdaptivePoolCase:
+    """Adaptive average pooling of ``x (n, c, h, w)`` to ``output_size``."""
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    output_size: int | tuple = 1
+
+    @property
+    def x_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def args(self) -> tuple:
+        return (self.output_size,)
+
+    def describe(self) -> str:
+        return f"x.shape={self.x_shape} output_size={self.output_size}"
+
+    def make_inputs(self, rng: np.random.Generator, dtype) -> dict:
+        return {"x": rng.standard_normal(self.x_shape).astype(dtype)}
 
 
 @dataclass(frozen=True)
@@ -157,6 +230,33 @@ POOL_CASES: list[PoolCase] = [
     PoolCase("batch1-chan1", 1, 1, 6, 6, 2, 2),
     PoolCase("many-channels", 2, 32, 6, 6, 2, 2),
     PoolCase("N0", 0, 3, 6, 6, 2, 2),
+    PoolCase("ceil-mode", 2, 2, 7, 9, 2, 2, ceil_mode=True),
+    PoolCase("ceil-pad-overlap", 2, 2, 8, 9, 3, 2, 1, ceil_mode=True),
+    PoolCase("dilated", 2, 2, 9, 9, 3, 1, 1, dilation=2),
+    PoolCase("dilated-pairs-ceil", 1, 2, 11, 10, (3, 2), (2, 3), (1, 1), (2, 3), True),
+]
+
+#: Average-pooling geometries (PyTorch's avg_pool2d options).
+AVGPOOL_CASES: list[AvgPoolCase] = [
+    AvgPoolCase("2x2s2", 2, 3, 8, 8),
+    AvgPoolCase("floor-mode", 2, 2, 7, 9),
+    AvgPoolCase("ceil-mode", 2, 2, 7, 9, 2, 2, 0, True),
+    AvgPoolCase("3x3s2-pad", 2, 2, 9, 10, 3, 2, 1),
+    AvgPoolCase("pad-exclude", 2, 2, 9, 10, 3, 2, 1, False, False),
+    AvgPoolCase("pad-ceil", 2, 2, 9, 10, 3, 2, 1, True),
+    AvgPoolCase("hw-pairs-ceil", 1, 2, 8, 7, (3, 2), (2, 1), (1, 1), True),
+    AvgPoolCase("divisor-override", 1, 2, 8, 7, 2, 2, 1, True, True, 3),
+    AvgPoolCase("asym-pad-exclude", 2, 2, 6, 7, 2, 2, ((0, 1), (1, 0)), False, False),
+    AvgPoolCase("N0", 0, 3, 6, 6),
+]
+
+#: Adaptive average-pooling geometries (output 1 = global average pooling).
+ADAPTIVE_CASES: list[AdaptivePoolCase] = [
+    AdaptivePoolCase("global", 2, 3, 5, 7, 1),
+    AdaptivePoolCase("uneven", 2, 3, 7, 9, (3, 4)),
+    AdaptivePoolCase("identity", 1, 2, 5, 6, (5, 6)),
+    AdaptivePoolCase("upsampling", 1, 2, 4, 5, (7, 3)),
+    AdaptivePoolCase("N0", 0, 3, 6, 6, 2),
 ]
 
 #: Batch-norm shapes (each run in training and inference mode unless stated).
@@ -171,6 +271,7 @@ BATCHNORM_CASES: list[BatchNormCase] = [
 ]
 
 _GRIDS = {"conv2d": CONV_CASES, "im2col": IM2COL_CASES, "maxpool2d": POOL_CASES,
+          "avgpool2d": AVGPOOL_CASES, "adaptive_avgpool2d": ADAPTIVE_CASES,
           "batchnorm": BATCHNORM_CASES}
 
 
@@ -236,15 +337,12 @@ def random_cases(kernel: str, rng: np.random.Generator, count: int) -> list:
         cid = f"random-{k}"
         if kernel in ("conv2d", "im2col"):
             out.append(_random_conv_case(cid, rng))
-        elif kernel == "maxpool2d":
-            kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-            sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
-            ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
-            ph, pw = min(ph, kh // 2), min(pw, kw // 2)
-            h = int(rng.integers(max(1, kh - 2 * ph), 10))
-            w = int(rng.integers(max(1, kw - 2 * pw), 10))
-            out.append(PoolCase(cid, int(rng.integers(1, 4)), int(rng.integers(1, 5)), h, w,
-                                (kh, kw), (sh, sw), (ph, pw)))
+        elif kernel in ("maxpool2d", "avgpool2d"):
+            out.append(_random_pool_case(kernel, cid, rng))
+        elif kernel == "adaptive_avgpool2d":
+            h, w = (int(v) for v in rng.integers(1, 10, size=2))
+            out.append(AdaptivePoolCase(cid, int(rng.integers(1, 4)), int(rng.integers(1, 5)),
+                                        h, w, tuple(int(v) for v in rng.integers(1, 8, 2))))
         else:
             c = int(rng.integers(1, 9))
             if rng.random() < 0.5:
@@ -255,3 +353,22 @@ def random_cases(kernel: str, rng: np.random.Generator, count: int) -> list:
             out.append(BatchNormCase(cid, shape, momentum=float(rng.uniform(0.0, 1.0)),
                                      eps=float(10.0 ** rng.uniform(-5, -2))))
     return out
+
+
+def _random_pool_case(kernel: str, cid: str, rng: np.random.Generator):
+    """A random valid max- (with dilation, ceil mode) or average-pooling case: window,
+    stride, padding <= half the window (PyTorch's rule), then an input the window fits.
+    A dilated window whose first taps all fall in the padding is redrawn undilated."""
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+    ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+    dh, dw = (int(v) for v in rng.integers(1, 3, size=2)) if kernel == "maxpool2d" else (1, 1)
+    if (ph and dh > 1) or (pw and dw > 1):   # keep every window on an input pixel
+        dh = dw = 1
+    h = int(rng.integers(max(1, (kh - 1) * dh + 1 - 2 * ph), 10))
+    w = int(rng.integers(max(1, (kw - 1) * dw + 1 - 2 * pw), 10))
+    n, c, ceil_mode = int(rng.integers(1, 4)), int(rng.integers(1, 5)), bool(rng.random() < 0.5)
+    if kernel == "maxpool2d":
+        return PoolCase(cid, n, c, h, w, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
+    return AvgPoolCase(cid, n, c, h, w, (kh, kw), (sh, sw), (ph, pw), ceil_mode,
+                       bool(rng.random() < 0.5), None if rng.random() < 0.7 else 3)

@@ -30,6 +30,8 @@ def kernel_functions(kernel: str, backend: str = "numpy") -> tuple[Callable, Cal
     fwd_name, bwd_name = {
         "conv2d": ("conv2d_forward", "conv2d_backward"),
         "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
+        "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
+        "adaptive_avgpool2d": ("adaptive_avgpool2d_forward", "adaptive_avgpool2d_backward"),
         "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
         "im2col": ("im2col", "col2im"),
     }[kernel]
@@ -265,7 +267,7 @@ def _check_im2col(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, 
 
 def _check_pool(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc_limit):
     x = case.make_inputs(rng, dtype)["x"]
-    geometry = (case.size, case.stride, case.padding)
+    geometry = case.args
     ref_out, ref_cache = ref_fwd(x.astype(np.float64), *geometry)
     dout = rng.standard_normal(ref_out.shape).astype(dtype)
     # Small distinct integers: their sums are exact in any order, so dx must match
@@ -290,6 +292,27 @@ def _check_pool(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc
         xg = x.copy()   # distinct values 0.0625 apart: no step of 1e-6 changes a winner
         idx = _sample_indices(xg.shape, rng, gc_limit)
         numeric = numeric_gradient(lambda: fwd(xg, *geometry)[0], xg, dout,
+                                   h=_STEP["linear"], indices=idx)
+        rec.gradcheck(case, "gradcheck dx", dx, numeric, idx)
+
+
+def _check_avgpool(rec, fwd, bwd, ref_fwd, ref_bwd, case, dtype, rng, gradcheck, gc_limit):
+    """Average pooling, fixed or adaptive windows: ``forward(x, *case.args)``. Sums and
+    divisions: compared with the "sum" tolerance; the backward is linear in ``dout``."""
+    x = case.make_inputs(rng, dtype)["x"]
+    ref_out, ref_cache = ref_fwd(x.astype(np.float64), *case.args)
+    dout = rng.standard_normal(ref_out.shape).astype(dtype)
+    with _guard(rec, case, dtype, "forward"):
+        out, cache = _unpack_forward(fwd(x.copy(), *case.args), "forward")
+    rec.compare(case, dtype, "forward out", out, ref_out.astype(dtype), "sum")
+    with _guard(rec, case, dtype, "backward"):
+        dx = _as_tuple(bwd(dout.copy(), cache), 1, "backward")[0]
+    ref_dx = ref_bwd(dout.astype(np.float64), ref_cache)
+    rec.compare(case, dtype, "backward dx", dx, ref_dx.astype(dtype), "sum")
+    if gradcheck and dtype == np.float64 and case.n > 0:
+        xg = x.copy()
+        idx = _sample_indices(xg.shape, rng, gc_limit)
+        numeric = numeric_gradient(lambda: fwd(xg, *case.args)[0], xg, dout,
                                    h=_STEP["linear"], indices=idx)
         rec.gradcheck(case, "gradcheck dx", dx, numeric, idx)
 
@@ -358,6 +381,7 @@ class _StopCase(Exception):
 
 
 _CHECKERS = {"conv2d": _check_conv, "im2col": _check_im2col, "maxpool2d": _check_pool,
+             "avgpool2d": _check_avgpool, "adaptive_avgpool2d": _check_avgpool,
              "batchnorm": _check_batchnorm}
 
 
