@@ -36,8 +36,14 @@ from fastcnn.kernels._dispatch import (
     use_num_threads,
 )
 from fastcnn.nn import initializers, layers, losses, metrics, regularizers
+from fastcnn.common.data_format import image_data_format, set_image_data_format
 from fastcnn.nn.layers import (
     ELU,
+    Add,
+    Concatenate,
+    Input,
+    Multiply,
+    Reshape,
     Activation,
     AveragePooling2D,
     BatchNormalization,
@@ -60,6 +66,7 @@ from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSpro
 from fastcnn.tools.config import show_config
 from fastcnn.train import callbacks
 from fastcnn.train.loop import History, TrainingDivergedError
+from fastcnn.train.functional import Model
 from fastcnn.train.model import Sequential, load_model
 
 _compat.install()
@@ -98,9 +105,10 @@ __all__ = [
     "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
     "regularizers", "schedules", "plot", "testing", "tuning",
     # models and training
-    "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
+    "Sequential", "Model", "Input", "load_model", "image_data_format",
+    "set_image_data_format", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
     "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
-    "Tanh", "Softmax", "Maxout", "Residual",
+    "Tanh", "Softmax", "Maxout", "Residual", "Reshape", "Add", "Concatenate", "Multiply",
 ]

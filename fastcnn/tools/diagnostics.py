@@ -35,9 +35,9 @@ from fastcnn.nn.layers.base import _all_layers
 from fastcnn.nn.layers.core import Dropout
 from fastcnn.optim import optimizers
 from fastcnn.train.callbacks import Callback
+from fastcnn.train.edge import prepare_x
 from fastcnn.train.guard import locate_nonfinite
 from fastcnn.train.loop import regularization_penalty, train_step
-from fastcnn.train.model import Sequential
 
 __all__ = ["locate_nonfinite", "check_initial_loss", "InitialLossReport",
            "overfit_small_subset", "OverfitReport", "activation_stats", "ActivationStats",
@@ -46,12 +46,13 @@ __all__ = ["locate_nonfinite", "check_initial_loss", "InitialLossReport",
 
 # ------------------------------------------------------------------------ cloning
 def clone_model(model):
-    """A new compiled ``Sequential`` with the same architecture, weights, moving
-    statistics, loss, metrics and optimizer settings (fresh optimizer state)."""
+    """A new compiled model of the same class (``Sequential`` or functional ``Model``)
+    with the same architecture, weights, moving statistics, loss, metrics and
+    optimizer settings (fresh optimizer state)."""
     if not model.built:
         raise RuntimeError("clone_model: the model is not built. Hint: pass input_shape=... "
                            "to Sequential.")
-    clone = Sequential.from_config(model.get_config())
+    clone = type(model).from_config(model.get_config())
     for dst, src in zip(clone.parameters(), model.parameters()):
         dst.data[...] = src.data
     for dst, src in zip(clone.states().values(), model.states().values()):
@@ -262,6 +263,40 @@ class ActivationStats:
 _SEVERITY = ["healthy", "saturated", "dead", "vanishing", "exploding", "non-finite"]
 
 
+def _activation_row(layer, h, x_std, is_last, vanish, explode, dead, saturated) -> dict:
+    """One row of :func:`activation_stats` for ``layer``'s output ``h``."""
+    kind = _activation_kind(layer)
+    a = h.astype(np.float64, copy=False)
+    finite = bool(np.isfinite(a).all())
+    mean = float(a.mean()) if finite else float("nan")
+    std = float(a.std()) if finite else float("nan")
+    units = a.reshape(a.shape[0], -1)
+    dead_frac = float(np.mean(~(units > 0).any(axis=0))) if kind == "relu" else 0.0
+    if kind == "tanh":
+        sat = float(np.mean(np.abs(a) > _TANH_SAT))
+    elif kind == "sigmoid":
+        sat = float(np.mean((a < _SIG_SAT) | (a > 1 - _SIG_SAT)))
+    else:
+        sat = 0.0
+    is_output = is_last and (layer.ends_with_softmax or isinstance(layer, Softmax))
+    if not finite:
+        verdict = "non-finite"
+    elif is_output:
+        verdict = "healthy"
+    elif std > explode * x_std:
+        verdict = "exploding"
+    elif dead_frac > dead:             # before "vanishing": dead units are the cause
+        verdict = "dead"
+    elif std < vanish * x_std:
+        verdict = "vanishing"
+    elif sat > saturated:
+        verdict = "saturated"
+    else:
+        verdict = "healthy"
+    return {"layer": layer.name, "kind": kind, "mean": mean, "std": std,
+            "dead": dead_frac, "saturated": sat, "verdict": verdict}
+
+
 def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
                      saturated=0.5) -> ActivationStats:
     """Run ``x`` through ``model`` (inference mode) and summarise every layer's output.
@@ -275,45 +310,18 @@ def activation_stats(model, x, vanish=1e-2, explode=1e2, dead=0.5,
     ``healthy``. The model's verdict is the worst layer's (severity: non-finite,
     exploding, vanishing, dead, saturated). A softmax output layer is not judged.
     """
+    x = prepare_x("activation_stats", model, x)
     model._ensure_built(x)
     x_std = float(np.std(x)) or 1.0
     rows, acts = [], {}
-    h = x
-    layers = model.layers
-    for i, layer in enumerate(layers):
-        h = layer.forward(h, False)
+    output_layer = model._graph.nodes[-1]
+
+    def observe(layer, layer_input, h):            # called after every layer of the graph
         acts[layer.name] = h
-        kind = _activation_kind(layer)
-        a = h.astype(np.float64, copy=False)
-        finite = bool(np.isfinite(a).all())
-        mean = float(a.mean()) if finite else float("nan")
-        std = float(a.std()) if finite else float("nan")
-        units = a.reshape(a.shape[0], -1)
-        dead_frac = float(np.mean(~(units > 0).any(axis=0))) if kind == "relu" else 0.0
-        if kind == "tanh":
-            sat = float(np.mean(np.abs(a) > _TANH_SAT))
-        elif kind == "sigmoid":
-            sat = float(np.mean((a < _SIG_SAT) | (a > 1 - _SIG_SAT)))
-        else:
-            sat = 0.0
-        is_output = i == len(layers) - 1 and (layer.ends_with_softmax or
-                                              isinstance(layer, Softmax))
-        if not finite:
-            verdict = "non-finite"
-        elif is_output:
-            verdict = "healthy"
-        elif std > explode * x_std:
-            verdict = "exploding"
-        elif dead_frac > dead:             # before "vanishing": dead units are the cause
-            verdict = "dead"
-        elif std < vanish * x_std:
-            verdict = "vanishing"
-        elif sat > saturated:
-            verdict = "saturated"
-        else:
-            verdict = "healthy"
-        rows.append({"layer": layer.name, "kind": kind, "mean": mean, "std": std,
-                     "dead": dead_frac, "saturated": sat, "verdict": verdict})
+        rows.append(_activation_row(layer, h, x_std, layer is output_layer, vanish,
+                                    explode, dead, saturated))
+
+    model.forward(x, False, observe=observe)
     worst = max((r["verdict"] for r in rows), key=_SEVERITY.index, default="healthy")
     return ActivationStats(rows, acts, x_std, worst)
 

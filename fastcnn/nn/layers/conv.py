@@ -47,6 +47,8 @@ class Conv2D(Layer):
         Keras' defaults ``"glorot_uniform"`` and ``"zeros"``.
     kernel_regularizer : str, dict, regularizer or None
         Its penalty ``R(w)`` is added to the loss and ``dR/dw`` to the kernel gradient.
+    bias_regularizer : str, dict, regularizer or None
+        The same for the bias (Keras' argument; rarely useful).
 
     Shape
     -----
@@ -65,7 +67,7 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int("Conv2D", "filters", filters)
         self.kernel_size = to_pair("Conv2D", "kernel_size", kernel_size)
@@ -74,7 +76,8 @@ class Conv2D(Layer):
         self.activation = activation
         self._activation = activations.get(activation, where="Conv2D")
         self.use_bias = bool(use_bias)
-        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer)
+        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                             bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         where = f"Conv2D '{self.name}'"
@@ -87,7 +90,8 @@ class Conv2D(Layer):
         c, h, w = input_shape
         self.kernel = self.add_weight("kernel", (self.filters, c) + self.kernel_size,
                                       self._kernel_init, self.dtype, self._kernel_reg)
-        self.bias = (self.add_weight("bias", (self.filters,), self._bias_init, self.dtype)
+        self.bias = (self.add_weight("bias", (self.filters,), self._bias_init, self.dtype,
+                                     self._bias_reg)
                      if self.use_bias else None)
         # Computed once: the kernel API takes ((top, bottom), (left, right)).
         self._pads = window_padding(self.padding, (h, w), self.kernel_size, self.strides)
@@ -116,4 +120,5 @@ class Conv2D(Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializer_config(self.kernel_initializer),
                 "bias_initializer": initializer_config(self.bias_initializer),
-                "kernel_regularizer": regularizer_config(self.kernel_regularizer)}
+                "kernel_regularizer": regularizer_config(self.kernel_regularizer),
+                "bias_regularizer": regularizer_config(self.bias_regularizer)}
