@@ -25,6 +25,7 @@ from fastcnn.common.random import seed
 from fastcnn.common.version import __version__
 from fastcnn.data import augment, datasets, preprocessing
 from fastcnn.data.datasets import DatasetNotFoundError
+from fastcnn.data.labels import to_categorical
 from fastcnn.data.datasets import load as load_dataset
 from fastcnn.kernels._dispatch import (
     available_backends,
@@ -62,6 +63,7 @@ from fastcnn.nn.layers import (
     Tanh,
 )
 from fastcnn.optim import optimizers, schedules
+from fastcnn.optim.nadam import Nadam
 from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
 from fastcnn.tools.config import show_config
 from fastcnn.train import callbacks
@@ -105,9 +107,9 @@ __all__ = [
     "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
     "regularizers", "schedules", "plot", "testing", "tuning",
     # models and training
-    "Sequential", "Model", "Input", "load_model", "image_data_format",
+    "Sequential", "Model", "Input", "to_categorical", "load_model", "image_data_format",
     "set_image_data_format", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
-    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Nadam",
     "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual", "Reshape", "Add", "Concatenate", "Multiply",

@@ -70,13 +70,17 @@ def suggest_keywords(func):
 
 
 def init_keywords(cls) -> set:
-    """Every keyword the constructors of ``cls`` and its bases name: a subclass passes
-    ``**kwargs`` up, so together they are what ``cls(...)`` accepts."""
+    """The keywords ``cls(...)`` accepts: those its constructor names and, while a
+    constructor passes ``**kwargs`` on to its base, those of the next one up."""
     names: set = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is not None and klass is not object:
-            names |= _named_parameters(init)
+        if init is None or klass is object:
+            continue
+        names |= _named_parameters(init)
+        if not any(p.kind is p.VAR_KEYWORD
+                   for p in inspect.signature(init).parameters.values()):
+            break
     return names
 
 
@@ -89,9 +93,10 @@ def wrap_init_keywords(cls) -> None:
 
     @functools.wraps(init)
     def checked_init(self, *args, **kwargs):
-        if type(self) is cls and kwargs:
-            valid = init_keywords(cls)
-            check_keywords(cls.__name__, kwargs, valid)
+        # Only the constructor Python called first checks (the outermost of a chain of
+        # super().__init__ calls), against every keyword of the class's bases.
+        if kwargs and type(self).__init__ is checked_init:
+            check_keywords(type(self).__name__, kwargs, init_keywords(type(self)))
         init(self, *args, **kwargs)
 
     checked_init._checks_keywords = True
