@@ -19,8 +19,8 @@ import difflib
 import functools
 import inspect
 
-__all__ = ["closest", "check_keywords", "suggest_keywords", "init_keywords",
-           "wrap_init_keywords"]
+__all__ = ["closest", "check_keywords", "suggest_keywords", "reject_unknown",
+           "init_keywords", "wrap_init_keywords"]
 
 
 def closest(name: str, valid) -> str | None:
@@ -49,6 +49,14 @@ def check_keywords(where: str, given, valid) -> None:
 def _named_parameters(func) -> set:
     return {name for name, p in inspect.signature(func).parameters.items()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name != "self"}
+
+
+def reject_unknown(where: str, unknown: dict, func) -> None:
+    """For functions that end in ``**unknown`` (so that no wrapper frame shifts the
+    ``stacklevel`` of the warnings they give): raise for the first unknown keyword,
+    suggesting the closest of ``func``'s own parameters."""
+    if unknown:
+        raise unknown_keyword_error(where, next(iter(unknown)), _named_parameters(func))
 
 
 def suggest_keywords(func):

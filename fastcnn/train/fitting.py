@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn.common.keywords import suggest_keywords
+from fastcnn.common.keywords import reject_unknown
 from fastcnn.common.validation import check_float
 from fastcnn.train import edge
 from fastcnn.train import loop as _loop
@@ -40,10 +40,27 @@ class FitMixin:
             y = edge.prepare_y(where, y, len(x))
         return x, y
 
-    @suggest_keywords
+    def _validation(self, where, x, y, validation_split, validation_data):
+        """``(x, y, validation_data)`` after ``validation_data`` (prepared once, not per
+        epoch) or ``validation_split`` (the last fraction, before shuffling)."""
+        validation_data = _check_validation_data(where, validation_data)
+        split = check_float(where, "validation_split", validation_split, low=0, high=1,
+                            high_inclusive=False)
+        if validation_data is not None:
+            return x, y, self._prepare(f"{where} (validation_data)", validation_data[0],
+                                       validation_data[1], need_y=True)
+        if split > 0:
+            cut = int(round(len(x) * (1.0 - split)))
+            if cut < 1 or cut >= len(x):
+                raise ValueError(f"{where}: validation_split={split} of {len(x)} samples "
+                                 f"leaves an empty training or validation set.")
+            return x[:cut], y[:cut], (x[cut:], y[cut:])
+        return x, y, None
+
     def fit(self, x, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, *, seed=None,
-            augment=None, explosion_guard=True, progress=None, update_ratio_every=None):
+            augment=None, explosion_guard=True, progress=None, update_ratio_every=None,
+            **unknown):
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns a
         :class:`~fastcnn.train.history.History` (Keras' argument order and defaults).
 
@@ -86,22 +103,11 @@ class FitMixin:
         Set ``model.stop_training = True`` from a callback to stop after the batch.
         """
         where = f"{type(self).__name__}.fit"
+        reject_unknown(where, unknown, FitMixin.fit)
         self._check_compiled("fit")
         x, y = self._prepare(where, x, y, need_y=True)
-        validation_data = _check_validation_data(where, validation_data)
-        split = check_float(where, "validation_split", validation_split, low=0, high=1,
-                            high_inclusive=False)
-        if validation_data is not None:
-            x_val, y_val = self._prepare(f"{where} (validation_data)", validation_data[0],
-                                         validation_data[1], need_y=True)
-            validation_data = (x_val, y_val)
-        elif split > 0:
-            cut = int(round(len(x) * (1.0 - split)))
-            if cut < 1 or cut >= len(x):
-                raise ValueError(f"{where}: validation_split={split} of {len(x)} samples "
-                                 f"leaves an empty training or validation set.")
-            x, validation_data = x[:cut], (x[cut:], y[cut:])
-            y = y[:cut]
+        x, y, validation_data = self._validation(where, x, y, validation_split,
+                                                 validation_data)
         return _loop.fit(self, x, y, batch_size=32 if batch_size is None else batch_size,
                          epochs=epochs, validation_data=validation_data, shuffle=shuffle,
                          verbose=1 if verbose == "auto" else verbose, seed=seed,
@@ -109,13 +115,13 @@ class FitMixin:
                          explosion_guard=explosion_guard, progress=progress,
                          update_ratio_every=update_ratio_every)
 
-    @suggest_keywords
-    def evaluate(self, x, y=None, batch_size=None, verbose=0, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=None, verbose=0, return_dict=False, **unknown):
         """Loss (+ regularization penalties) and metrics over ``(x, y)`` in inference
         mode: ``[loss, *metrics]`` (the loss alone when compiled without metrics), or
         ``{"loss": ..., "accuracy": ...}`` with ``return_dict=True``. ``verbose=1``
         prints them on one line (fastcnn's default is 0: silent)."""
         where = f"{type(self).__name__}.evaluate"
+        reject_unknown(where, unknown, FitMixin.evaluate)
         self._check_compiled("evaluate")
         x, y = self._prepare(where, x, y, need_y=True)
         values = _loop.evaluate(self, x, y, batch_size=32 if batch_size is None else batch_size,
@@ -126,12 +132,12 @@ class FitMixin:
             return values
         return list(values.values()) if self.compiled_metrics else values["loss"]
 
-    @suggest_keywords
-    def predict(self, x, batch_size=None, verbose=0, tta=None) -> np.ndarray:
+    def predict(self, x, batch_size=None, verbose=0, tta=None, **unknown) -> np.ndarray:
         """Outputs for ``x`` in inference mode (probabilities after a softmax; images
         back in channels-last for a channels-last model). ``verbose=1`` shows a progress
         bar. ``tta=True`` (or a dict of :func:`fastcnn.data.augment.tta_views` options)
         averages over test-time views."""
+        reject_unknown(f"{type(self).__name__}.predict", unknown, FitMixin.predict)
         x, _ = self._prepare(f"{type(self).__name__}.predict", x)
         out = _loop.predict(self, x, batch_size=32 if batch_size is None else batch_size,
                             tta=tta, verbose=verbose)
@@ -159,17 +165,17 @@ class FitMixin:
             return values
         return list(values.values()) if self.compiled_metrics else values["loss"]
 
-    @suggest_keywords
-    def train_on_batch(self, x, y=None, return_dict=False):
+    def train_on_batch(self, x, y=None, return_dict=False, **unknown):
         """One optimizer step on one batch; returns its loss and metrics (measured
         before the update), as ``evaluate`` formats them."""
         where = f"{type(self).__name__}.train_on_batch"
+        reject_unknown(where, unknown, FitMixin.train_on_batch)
         self._check_compiled("train_on_batch")
         x, y = self._prepare(where, x, y, need_y=True)
         loss, out = train_step(self, x, y)
         return self._batch_values(loss, out, y, return_dict)
 
-    @suggest_keywords
-    def test_on_batch(self, x, y=None, return_dict=False):
+    def test_on_batch(self, x, y=None, return_dict=False, **unknown):
         """``evaluate`` on one batch (inference mode, no update)."""
+        reject_unknown(f"{type(self).__name__}.test_on_batch", unknown, FitMixin.test_on_batch)
         return self.evaluate(x, y, batch_size=max(1, len(x)), return_dict=return_dict)
