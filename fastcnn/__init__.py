@@ -63,8 +63,7 @@ from fastcnn.nn.layers import (
     Tanh,
 )
 from fastcnn.optim import optimizers, schedules
-from fastcnn.optim.nadam import Nadam
-from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
+from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, RMSprop
 from fastcnn.tools.config import show_config
 from fastcnn.train import callbacks
 from fastcnn.train.loop import History, TrainingDivergedError

@@ -10,7 +10,7 @@ from fastcnn import Input, Model, Sequential
 from fastcnn.common.exceptions import FastCNNWarning
 from fastcnn.layers import Conv2D, Dense, Flatten, MaxPooling2D
 
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401
+from _model_helpers import make_blobs
 
 
 def mnist_like(data_format=None, input_shape=(28, 28, 1)):

@@ -25,7 +25,7 @@ from fastcnn.layers import (
 )
 from fastcnn.tools.gradcheck import check_model
 
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401
+from _model_helpers import make_blobs
 
 
 def basic_block(dtype="float32", channels=2, size=6):

@@ -12,7 +12,7 @@ from fastcnn.callbacks import Callback
 from fastcnn.common.exceptions import FastCNNWarning
 from fastcnn.layers import Conv2D, Dense, Flatten
 
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401
+from _model_helpers import make_blobs
 
 
 class Spike(Callback):

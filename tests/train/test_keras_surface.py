@@ -10,7 +10,7 @@ from fastcnn import Sequential
 from fastcnn.callbacks import EarlyStopping
 from fastcnn.layers import Conv2D, Dense, Flatten
 
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401
+from _model_helpers import make_blobs
 
 
 def small(input_shape=(1, 4, 4), **compile_args):
