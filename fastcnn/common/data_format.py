@@ -16,7 +16,8 @@ interchange are NCHW); Keras' is ``"channels_last"``.
 from __future__ import annotations
 
 __all__ = ["FORMATS", "image_data_format", "set_image_data_format", "check_data_format",
-           "to_internal_shape", "to_external_shape"]
+           "to_internal_shape", "to_external_shape", "looks_channels_last",
+           "looks_channels_first", "layout_warning"]
 
 FORMATS = ("channels_first", "channels_last")
 _current = "channels_first"
@@ -58,3 +59,30 @@ def to_external_shape(shape: tuple, data_format: str) -> tuple:
     if data_format == "channels_last" and len(shape) == 3:
         return (shape[1], shape[2], shape[0])
     return shape
+
+
+def looks_channels_last(shape) -> bool:
+    """``(H, W, C)`` with C in {1, 3, 4} and image-sized H, W (a channels-first image
+    with 28 channels of width 1 is possible, but it is never what was meant)."""
+    return len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[1] > 4
+
+
+def looks_channels_first(shape) -> bool:
+    """``(C, H, W)`` with C in {1, 3, 4} and image-sized H, W."""
+    return len(shape) == 3 and shape[0] in (1, 3, 4) and shape[1] > 4 and shape[2] > 4
+
+
+def layout_warning(where: str, shape, data_format: str) -> str | None:
+    """A warning text when a declared per-sample ``shape`` looks like the other layout
+    (``(28, 28, 1)`` for a channels-first model), else None."""
+    if data_format == "channels_first" and looks_channels_last(shape):
+        return (f"{where}: input shape {tuple(shape)} looks channels-last (H, W, C) but the "
+                f"model is channels-first, so it reads {shape[0]} channels of "
+                f"{shape[1]}x{shape[2]} images. Hint: pass data_format='channels_last' or "
+                f"call fastcnn.set_image_data_format('channels_last') before building it.")
+    if data_format == "channels_last" and looks_channels_first(shape):
+        return (f"{where}: input shape {tuple(shape)} looks channels-first (C, H, W) but the "
+                f"model is channels-last, so it reads {shape[2]} channels of "
+                f"{shape[0]}x{shape[1]} images. Hint: pass data_format='channels_first' (or "
+                f"fastcnn.set_image_data_format('channels_first')).")
+    return None

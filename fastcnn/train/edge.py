@@ -18,15 +18,9 @@ import numpy as np
 
 from fastcnn.common.data_format import to_external_shape, to_internal_shape
 
-__all__ = ["prepare_x", "prepare_y", "output_to_user", "layout_hint", "looks_channels_last"]
+__all__ = ["prepare_x", "prepare_y", "output_to_user", "layout_hint"]
 
 _CASTABLE_KINDS = "biuf"       # bool, signed/unsigned int, float
-
-
-def looks_channels_last(shape) -> bool:
-    """``(H, W, C)`` with C in {1, 3, 4} and an image-sized H, W (a channels-first
-    image with 28 channels of width 1 is possible, but it is never what was meant)."""
-    return len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[1] > 4
 
 
 def layout_hint(declared: tuple, got: tuple, data_format: str) -> str | None:

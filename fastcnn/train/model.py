@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 
-from fastcnn.common.data_format import check_data_format
+from fastcnn.common.data_format import check_data_format, layout_warning, looks_channels_last
 from fastcnn.common.exceptions import FastCNNWarning
 from fastcnn.nn.layers.base import (
     Layer,
@@ -116,15 +116,15 @@ class Sequential(Model):
         format; shapes flow layer to layer) and the chain graph over them."""
         shape = normalize_shape("Sequential", input_shape)
         internal = edge.internal_shape(self, shape)
-        if self.data_format == "channels_first" and edge.looks_channels_last(shape):
-            warnings.warn(_CHANNELS_LAST_WARNING.format(shape=shape), FastCNNWarning,
-                          stacklevel=3)
+        warning = layout_warning("Sequential", shape, self.data_format)
+        if warning:
+            warnings.warn(warning, FastCNNWarning, stacklevel=3)
         current = internal
         for layer in self._layers:
             try:
                 layer.build(current, self.dtype)
             except ValueError as exc:
-                if self.data_format == "channels_first" and edge.looks_channels_last(shape):
+                if self.data_format == "channels_first" and looks_channels_last(shape):
                     # The layer's own hint (e.g. padding='same') would train a different
                     # model; the real cause is the data layout.
                     raise ValueError(f"{str(exc).split(' Hint:')[0]} The model's input shape "
@@ -173,12 +173,6 @@ class Sequential(Model):
         inner = ",\n  ".join(repr(layer) for layer in self._layers)
         return f"Sequential(name={self.name!r}, input_shape={self.input_shape}, [\n  {inner}\n])"
 
-
-_CHANNELS_LAST_WARNING = (
-    "Sequential: input_shape {shape} looks channels-last (H, W, C) but the model is "
-    "channels-first, so its first layer reads {shape[0]} channels of {shape[1]}x{shape[2]} "
-    "images. Hint: Sequential(..., data_format='channels_last') or "
-    "fastcnn.set_image_data_format('channels_last') before building the model.")
 
 _MODEL_CLASSES = {"Sequential": Sequential, "Model": Model}
 

@@ -74,6 +74,17 @@ def test_transposed_data_error_says_so_and_never_suggests_padding():
         last.predict(np.zeros((2, 1, 28, 28), np.float32))
 
 
+def test_input_warns_when_its_shape_looks_like_the_other_layout():
+    with pytest.warns(FastCNNWarning, match=r"\(1, 8, 8\) looks channels-first"):
+        Input(shape=(1, 8, 8), data_format="channels_last")
+    with pytest.warns(FastCNNWarning, match=r"\(8, 8, 3\) looks channels-last"):
+        Input(shape=(8, 8, 3), data_format="channels_first")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Input(shape=(3, 8, 8))
+        Input(shape=(8, 8, 3), data_format="channels_last")
+
+
 def test_channels_last_shape_on_a_channels_first_model_warns_and_hints():
     with pytest.warns(FastCNNWarning, match="looks channels-last"):
         Sequential([Conv2D(16, 3, padding="same")], input_shape=(28, 28, 1))

@@ -16,9 +16,17 @@ in the data format of the graph's ``Input`` (``(None, 32, 32, 3)`` for channels-
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from fastcnn.common.data_format import check_data_format, to_external_shape, to_internal_shape
+from fastcnn.common.data_format import (
+    check_data_format,
+    layout_warning,
+    to_external_shape,
+    to_internal_shape,
+)
+from fastcnn.common.exceptions import FastCNNWarning
 from fastcnn.nn.layers.base import Layer, _normalize_dtype, normalize_shape
 
 __all__ = ["SymbolicTensor", "InputLayer", "Input", "is_symbolic"]
@@ -114,6 +122,9 @@ class InputLayer(Layer):
         super().__init__(**kwargs)
         self.data_format = check_data_format("Input", data_format)
         self.shape = normalize_shape("Input", shape)
+        warning = layout_warning("Input", self.shape, self.data_format)
+        if warning:
+            warnings.warn(warning, FastCNNWarning, stacklevel=4)
         self.build(to_internal_shape(self.shape, self.data_format),
                    _normalize_dtype("Input", dtype))
         self.output = SymbolicTensor(self, [], self.output_shape, self.dtype, self.data_format)
