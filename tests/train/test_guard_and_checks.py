@@ -38,7 +38,7 @@ def model_for_guard():
     return model
 
 
-@pytest.mark.filterwarnings("ignore:fit: parameter")       # update/weight ratio warnings
+@pytest.mark.filterwarnings("ignore:fit. parameter")       # update/weight ratio warnings
 def test_default_guard_warns_once_above_3x_and_keeps_training():
     x, y = make_blobs(64, size=6)
     with pytest.warns(FastCNNWarning, match="exceeds 3x the reference loss") as record:
@@ -65,7 +65,7 @@ def test_strict_guard_stops_at_3x(guard):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:fit.*exceeds 3x")      # the finite jump before the inf
-@pytest.mark.filterwarnings("ignore:fit: parameter")       # update/weight ratio warnings
+@pytest.mark.filterwarnings("ignore:fit. parameter")       # update/weight ratio warnings
 def test_default_guard_still_stops_on_a_non_finite_loss():
     x, y = make_blobs(64, size=6)
     model = model_for_guard()
