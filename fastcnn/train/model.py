@@ -117,7 +117,7 @@ class Sequential(Model):
         shape = normalize_shape("Sequential", input_shape)
         internal = edge.internal_shape(self, shape)
         warning = layout_warning("Sequential", shape, self.data_format)
-        if warning:
+        if warning and self._graph is None:        # once, not again at every add()
             warnings.warn(warning, FastCNNWarning, stacklevel=3)
         current = internal
         for layer in self._layers:
@@ -133,9 +133,11 @@ class Sequential(Model):
                 raise
             current = layer.output_shape
         self.input_shape = shape
-        self._graph = Graph.chain(InputLayer(shape, dtype=self.dtype,
-                                             data_format=self.data_format,
-                                             name="input_layer"), self._layers)
+        with warnings.catch_warnings():           # the layout warning was given above
+            warnings.simplefilter("ignore", FastCNNWarning)
+            entry = InputLayer(shape, dtype=self.dtype, data_format=self.data_format,
+                               name="input_layer")
+        self._graph = Graph.chain(entry, self._layers)
 
     def _ensure_built(self, x) -> None:
         """Build from a prepared (NCHW) batch ``x`` when no input shape was given."""

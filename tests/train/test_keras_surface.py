@@ -180,3 +180,17 @@ def test_callback_keyword_suggestion_uses_the_constructor_names():
     names = [n for n in inspect.signature(ModelCheckpoint.__init__).parameters if n != "self"]
     with pytest.raises(TypeError, match=f"did you mean '{names[0]}'"):
         ModelCheckpoint(**{names[0][:-1] + "X": "m.npz"})
+
+
+def test_batch_normalization_axis_names_the_channel_axis():
+    from fastcnn.layers import BatchNormalization
+    last = Sequential([Conv2D(2, 3), BatchNormalization(axis=-1)], input_shape=(6, 6, 1),
+                      data_format="channels_last")
+    first = Sequential([Conv2D(2, 3), BatchNormalization(axis=1)], input_shape=(1, 6, 6))
+    assert last.count_params() == first.count_params() == 20 + 8
+    with pytest.raises(ValueError, match=r"axis=-1 is not the channel axis of this "
+                                         r"channels_first model \(use one of \(1, -3\)\)"):
+        Sequential([Conv2D(2, 3), BatchNormalization(axis=-1)], input_shape=(1, 6, 6))
+    with pytest.raises(ValueError, match="axis=2 is not the channel axis"):
+        Sequential([Conv2D(2, 3), BatchNormalization(axis=2)], input_shape=(6, 6, 1),
+                   data_format="channels_last")
