@@ -202,3 +202,24 @@ def test_layer_call_on_arrays_runs_eagerly():
     out = dense(x)
     assert out.shape == (2, 4) and dense.built
     assert add([x, x]).tolist() == (2 * x).tolist()
+
+
+def test_diagnostics_walk_the_graph():
+    from fastcnn import diagnostics
+    model = basic_block()
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    x = np.random.default_rng(0).standard_normal((8, 2, 6, 6)).astype(np.float32)
+    y = np.arange(8) % 3
+    assert diagnostics.locate_nonfinite(model, x, y)["kind"] is None
+    stats = diagnostics.activation_stats(model, x)
+    assert [row["layer"] for row in stats.rows] == [layer.name for layer in model.layers[1:]]
+    shortcut = model.get_layer("conv2d_3")             # the 1x1 projection, a side branch
+    shortcut.kernel.data[0, 0, 0, 0] = np.inf
+    found = diagnostics.locate_nonfinite(model, x, y)
+    assert (found["layer"], found["kind"]) == ("conv2d_3", "weights")
+    shortcut.kernel.data[0, 0, 0, 0] = 0.0
+    clone = diagnostics.clone_model(model)
+    assert type(clone) is Model
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+    report = diagnostics.overfit_small_subset(model, x, y, n=8, epochs=60)
+    assert report.passed, report.verdict
