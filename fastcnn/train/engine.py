@@ -81,8 +81,9 @@ class BaseModel(FitMixin):
                          + f" Layers: {[layer.name for layer in layers]}.")
 
     def parameters(self) -> list:
-        nodes = self._graph.nodes if self.built else self.layers
-        return [p for layer in nodes for p in layer.parameters()]
+        if self.built:
+            return self._graph.parameters()
+        return [p for layer in self.layers for p in layer.parameters()]
 
     def states(self) -> dict:
         out = {}

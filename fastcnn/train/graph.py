@@ -24,11 +24,29 @@ class Graph:
 
     def __init__(self, nodes, inbound):
         self.nodes = list(nodes)
-        self.inbound = [list(ins) for ins in inbound]
+        self.inbound = [tuple(ins) for ins in inbound]
         self.readers = [0] * len(self.nodes)     # how many reads each output gets
-        for ins in self.inbound:
+        last_reader = [0] * len(self.nodes)
+        for i, ins in enumerate(self.inbound):
             for j in ins:
                 self.readers[j] += 1
+                last_reader[j] = i
+        # Precomputed once, so a step runs no bookkeeping but list indexing: which
+        # outputs can be dropped after node i ran, and whether node i reads anything
+        # but the input (then it must produce an input gradient even in a training step).
+        self._frees = [[] for _ in self.nodes]
+        for j, i in enumerate(last_reader):
+            if self.readers[j]:
+                self._frees[i].append(j)
+        self._reads_inner = [any(j != 0 for j in ins) for ins in self.inbound]
+        self._params = None
+
+    def parameters(self) -> list:
+        """Every Parameter of every node, in node order (collected once: the layers are
+        built before the graph is made, so the list does not change)."""
+        if self._params is None:
+            self._params = [p for layer in self.nodes for p in layer.parameters()]
+        return list(self._params)
 
     @classmethod
     def chain(cls, input_layer, layers) -> "Graph":
@@ -84,21 +102,21 @@ class Graph:
         """Output of the last node for batch ``x`` (NCHW). ``logits``: the last node
         stops before its softmax (``forward_logits``). ``observe(layer, input, output)``
         is called after every node (the diagnostics walk the graph with it)."""
-        values = {0: self.nodes[0].forward(x, training)}
-        waiting = list(self.readers)
+        # Node 0 is the InputLayer (the identity): the first layers check x themselves.
+        values = [None] * len(self.nodes)
+        values[0] = x
+        last = self.last
         for i in range(1, len(self.nodes)):
             layer, ins = self.nodes[i], self.inbound[i]
             arg = [values[j] for j in ins] if layer.is_merge else values[ins[0]]
-            out = (layer.forward_logits(arg, training) if logits and i == self.last
+            out = (layer.forward_logits(arg, training) if logits and i == last
                    else layer.forward(arg, training))
-            for j in ins:                    # free what no later node reads
-                waiting[j] -= 1
-                if waiting[j] == 0:
-                    values.pop(j, None)
+            for j in self._frees[i]:             # no later node reads these
+                values[j] = None
             values[i] = out
             if observe is not None:
                 observe(layer, arg, out)
-        return values[self.last]
+        return values[last]
 
     def _node_backward(self, i, grad, need_dx, logits):
         layer = self.nodes[i]
@@ -111,11 +129,13 @@ class Graph:
         """``dL/dx`` of the graph's input from ``dout`` (None with ``need_dx=False``:
         layers that read only the input then skip their input gradient).
         ``observe(layer, input_grads)`` is called after every node."""
-        grads = {self.last: dout}
+        grads = [None] * len(self.nodes)
+        grads[self.last] = dout
         for i in range(self.last, 0, -1):
             ins = self.inbound[i]
-            need = need_dx or any(j != 0 for j in ins)
-            dxs = self._node_backward(i, grads.pop(i), need, logits)
+            need = need_dx or self._reads_inner[i]
+            dxs = self._node_backward(i, grads[i], need, logits)
+            grads[i] = None
             if observe is not None:
                 observe(self.nodes[i], dxs)
             if not need:
@@ -124,5 +144,5 @@ class Graph:
                 if j == 0 and not need_dx:
                     continue
                 # A new array, never in place: a merge hands the same dout to all inputs.
-                grads[j] = d if j not in grads else grads[j] + d
-        return grads.get(0) if need_dx else None
+                grads[j] = d if grads[j] is None else grads[j] + d
+        return grads[0] if need_dx else None
