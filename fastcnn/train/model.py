@@ -183,7 +183,8 @@ def load_model(path) -> Model:
     """Rebuild a model saved by ``model.save`` (a ``Sequential`` or a functional
     ``Model``: architecture, weights, statistics, compile settings, optimizer state)."""
     header, arrays = serialization.read_model(path)
-    cls = _MODEL_CLASSES.get(header.get("model_class", "Sequential"))
+    kind = header.get("model_class", "Sequential")        # files before 0.2: Sequential
+    cls = _MODEL_CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ValueError(f"load_model: {path!r} holds an unknown model class "
                          f"{header.get('model_class')!r}; expected one of "
