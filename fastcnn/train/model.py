@@ -17,6 +17,7 @@ saves and loads exactly as a functional model does. Channels-last data:
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from fastcnn.common.data_format import check_data_format, layout_warning, looks_channels_last
@@ -186,7 +187,7 @@ def load_model(path) -> Model:
     kind = header.get("model_class", "Sequential")        # files before 0.2: Sequential
     cls = _MODEL_CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"load_model: {path!r} holds an unknown model class "
+        raise ValueError(f"load_model: {os.fspath(path)!r} holds an unknown model class "
                          f"{header.get('model_class')!r}; expected one of "
                          f"{sorted(_MODEL_CLASSES)}.")
     with serialization.rebuilding(path, header, arrays):   # shapes checked before allocation

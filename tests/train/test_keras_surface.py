@@ -174,6 +174,13 @@ def test_unknown_keywords_name_the_closest_valid_one(make, word, guess):
         make()
 
 
+def test_model_checkpoint_filepath_is_suggested():
+    from fastcnn.callbacks import ModelCheckpoint
+    with pytest.raises(TypeError, match="unexpected keyword argument 'filename'; did you mean "
+                                        "'filepath'"):
+        ModelCheckpoint(filename="best.npz")
+
+
 def test_callback_keyword_suggestion_uses_the_constructor_names():
     from fastcnn.callbacks import ModelCheckpoint
     import inspect

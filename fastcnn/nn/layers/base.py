@@ -109,20 +109,15 @@ class Layer:
         False freezes the layer: its parameters become non-trainable (optimizers
         skip them, ``summary()`` counts them as non-trainable).
     input_shape : tuple, optional
-        Keras' shortcut on a model's first layer: the per-sample input shape (in the
-        model's data format). ``Sequential`` takes it as its own ``input_shape``.
+        Keras' shortcut on a model's first layer (per-sample, in the model's data format).
 
-    Calling a layer, ``layer(x)``, on a symbolic tensor (``fastcnn.Input``) adds it
-    to a functional graph; on a NumPy batch it builds the layer if needed and runs
-    ``forward(x, training=False)``. Unknown keyword arguments raise a TypeError naming
-    the closest valid one.
+    ``layer(t)`` on a symbolic tensor (``fastcnn.Input``) adds it to a functional graph;
+    ``layer(x)`` on a NumPy batch builds it if needed and runs ``forward(x)``.
     """
 
-    #: True for layers that take a list of inputs (Add, Concatenate, Multiply)
-    is_merge = False
-    #: the data format of the model the layer belongs to (set by the model; layers
-    #: compute in NCHW whatever it is, only shape arguments such as Concatenate's
-    #: axis or Reshape's target are read in it)
+    is_merge = False        # True for layers that take a list of inputs (Add, ...)
+    # The data format of the model (set by the model): layers compute in NCHW whatever
+    # it is; only shape arguments (Concatenate's axis, Reshape's target) are read in it.
     _data_format = "channels_first"
 
     def __init_subclass__(cls, **kwargs):
@@ -160,8 +155,7 @@ class Layer:
     def __call__(self, inputs, training: bool = False):
         """``layer(tensor)`` in a functional graph, or ``layer(x)`` on a NumPy batch."""
         first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
-        # A SymbolicTensor (fastcnn.nn.layers.symbolic) knows how to add a layer to its
-        # graph; asking it (duck typing) keeps this module free of an import cycle.
+        # A SymbolicTensor adds the layer to its graph (duck typing: no import cycle).
         apply_layer = getattr(first, "apply_layer", None)
         if apply_layer is not None:
             return apply_layer(self, inputs)
