@@ -25,6 +25,7 @@ from fastcnn.common.random import seed
 from fastcnn.common.version import __version__
 from fastcnn.data import augment, datasets, preprocessing
 from fastcnn.data.datasets import DatasetNotFoundError
+from fastcnn.data.labels import to_categorical
 from fastcnn.data.datasets import load as load_dataset
 from fastcnn.kernels._dispatch import (
     available_backends,
@@ -36,8 +37,14 @@ from fastcnn.kernels._dispatch import (
     use_num_threads,
 )
 from fastcnn.nn import initializers, layers, losses, metrics, regularizers
+from fastcnn.common.data_format import image_data_format, set_image_data_format
 from fastcnn.nn.layers import (
     ELU,
+    Add,
+    Concatenate,
+    Input,
+    Multiply,
+    Reshape,
     Activation,
     AveragePooling2D,
     BatchNormalization,
@@ -60,10 +67,11 @@ from fastcnn.nn.layers import (
     Tanh,
 )
 from fastcnn.optim import optimizers, schedules
-from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
+from fastcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, RMSprop
 from fastcnn.tools.config import show_config
 from fastcnn.train import callbacks
 from fastcnn.train.loop import History, TrainingDivergedError
+from fastcnn.train.functional import Model
 from fastcnn.train.model import Sequential, load_model
 
 _compat.install()
@@ -102,10 +110,11 @@ __all__ = [
     "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
     "regularizers", "schedules", "plot", "testing", "tuning",
     # models and training
-    "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
-    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
+    "Sequential", "Model", "Input", "to_categorical", "load_model", "image_data_format",
+    "set_image_data_format", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Nadam",
     "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense", "Flatten", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid",
-    "Tanh", "Softmax", "Maxout", "Residual",
+    "Tanh", "Softmax", "Maxout", "Residual", "Reshape", "Add", "Concatenate", "Multiply",
 ]

@@ -33,10 +33,13 @@ from fastcnn.nn.layers import (
     ReLU,
     Residual,
 )
-from fastcnn.train.model import Sequential
+from fastcnn.train.functional import Model
+from fastcnn.train.model import Sequential, load_model
 
+# fastcnn.models is this module: Keras code says models.Sequential, models.Model and
+# models.load_model (keras.models), so those names are here too.
 __all__ = ["digits_cnn", "lenet5", "mnist_net", "cifar10_net", "small_resnet",
-           "mobilenet_small", "vgg16", "MODELS", "get"]
+           "mobilenet_small", "vgg16", "MODELS", "get", "Sequential", "Model", "load_model"]
 
 
 def digits_cnn(input_shape=(1, 8, 8), classes=10, dropout=0.25, dtype="float32"):

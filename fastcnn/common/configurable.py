@@ -4,12 +4,17 @@ and schedules — ``get_config()`` returns the constructor arguments,
 types and configs are."""
 
 from __future__ import annotations
+from fastcnn.common.keywords import wrap_init_keywords
 
 __all__ = ["Configurable"]
 
 
 class Configurable:
     """Mixin: subclasses list their constructor arguments in ``_config_keys``."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        wrap_init_keywords(cls)    # unknown keywords name the closest valid one
 
     _config_keys: tuple[str, ...] = ()
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastcnn.common.keywords import wrap_init_keywords
+
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "CategoricalHinge", "MulticlassHinge",
            "get", "serialize", "log_softmax", "softmax"]
@@ -85,6 +87,10 @@ def _same_shape_target(where: str, y, pred) -> np.ndarray:
 class Loss:
     """Base class. ``forward`` stores what ``backward`` needs; ``backward`` before
     ``forward`` is a RuntimeError."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        wrap_init_keywords(cls)    # unknown keywords name the closest valid one
 
     name = "loss"
     _grad = None

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from fastcnn.common.keywords import wrap_init_keywords
 from fastcnn.common.validation import check_float
 from fastcnn.optim import schedules as _schedules
 
@@ -56,6 +57,10 @@ class Optimizer:
     iterations : int
         Number of steps taken.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        wrap_init_keywords(cls)    # unknown keywords name the closest valid one
 
     _slots: tuple[str, ...] = ()
     _n_work = 1

@@ -42,6 +42,8 @@ from fastcnn.optim.rules import (
     adadelta_update_,
     adagrad_update_,
     adam_update_,
+    momentum_schedule,
+    nadam_update_,
     rmsprop_update_,
     sgd_update_,
 )
@@ -63,8 +65,9 @@ def _epsilon(where: str, value, why: str) -> float:
                          ) from None
 
 __all__ = [
-    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "get", "serialize",
-    "sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_", "adadelta_update_",
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Nadam", "get",
+    "serialize", "sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_",
+    "adadelta_update_", "nadam_update_",
 ]
 
 
@@ -303,11 +306,57 @@ class Adadelta(Optimizer):
                          lr=lr, rho=self.rho, epsilon=self.epsilon, work=work[0], work2=work[1])
 
 
+class Nadam(Optimizer):
+    r"""Nadam: Adam whose momentum looks one step ahead (Nesterov), with Dozat's
+    momentum schedule ``mu_t`` (:func:`momentum_schedule`). With ``t`` the 1-based step
+    and ``P_t = mu_1 mu_2 ... mu_t``::
+
+        m <- beta_1 m + (1 - beta_1) g            v <- beta_2 v + (1 - beta_2) g^2
+        m_hat = mu_{t+1} m / (1 - P_{t+1}) + (1 - mu_t) g / (1 - P_t)
+        w <- w - lr * m_hat / (sqrt(v / (1 - beta_2^t)) + epsilon)
+
+    as ``keras.optimizers.Nadam`` and ``torch.optim.NAdam`` (``momentum_decay=0.004``)
+    compute it; epsilon is added to the bias-corrected ``sqrt(v_hat)`` in both.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0 or schedule, default 0.001
+    beta_1, beta_2 : float in [0, 1), default 0.9 and 0.999
+    epsilon : float > 0, default 1e-7 (Keras; PyTorch 1e-8)
+    """
+
+    _slots = ("m", "v")
+    _n_work = 2
+    _hyper = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        where = "Nadam"
+        self.beta_1 = check_float(where, "beta_1", beta_1, low=0, high=1, high_inclusive=False)
+        self.beta_2 = check_float(where, "beta_2", beta_2, low=0, high=1, high_inclusive=False)
+        self.epsilon = check_nonnegative_float(where, "epsilon", epsilon)
+        if self.epsilon == 0:
+            raise ValueError("Nadam: epsilon must be > 0 (it keeps the first step's "
+                             "division finite on zero gradients); got 0.")
+        self._products = [1.0]                  # P_0, P_1, ... extended as steps go
+
+    def _mu_product(self, t: int) -> float:
+        while len(self._products) <= t:
+            s = len(self._products)
+            self._products.append(self._products[-1] * momentum_schedule(self.beta_1, s))
+        return self._products[t]
+
+    def _update(self, w, grad, state, work, lr, t):
+        nadam_update_(w, grad, state["m"], state["v"], t, lr=lr, beta_1=self.beta_1,
+                      beta_2=self.beta_2, epsilon=self.epsilon, mu_product=self._mu_product(t),
+                      work=work[0], work2=work[1])
+
+
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, type] = {
     "sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW,
-    "adadelta": Adadelta,
+    "adadelta": Adadelta, "nadam": Nadam,
 }
 
 

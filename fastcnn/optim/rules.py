@@ -1,7 +1,7 @@
 """The update rules, as functions that change their arrays **in place**.
 
 ``sgd_update_``, ``adagrad_update_``, ``rmsprop_update_``, ``adam_update_``,
-``adadelta_update_``: PyTorch's class -> function split. Each is written with ``out=``
+``adadelta_update_``, ``nadam_update_``: PyTorch's class -> function split. Each is written with ``out=``
 and in-place NumPy operators so that a training step allocates nothing: every temporary
 lives in one (Adadelta: two) scratch array(s) per parameter, made once by the optimizer
 class and passed in as ``work``. The classes in :mod:`fastcnn.optim.optimizers` only
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 __all__ = ["sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_",
-           "adadelta_update_"]
+           "adadelta_update_", "nadam_update_", "momentum_schedule"]
 
 
 def _scratch(param: np.ndarray, work):
@@ -138,4 +138,33 @@ def adadelta_update_(param, grad, accumulated_grad, accumulated_delta, *, lr, rh
     param -= work
 
 
-# --------------------------------------------------------------------------- base class
+#: Dozat's momentum warm-up: ``mu_t = beta_1 * (1 - 0.5 * 0.96 ** (MOMENTUM_DECAY * t))``
+MOMENTUM_DECAY = 0.004
+
+
+def momentum_schedule(beta_1: float, t: int) -> float:
+    """``mu_t = beta_1 * (1 - 0.5 * 0.96 ** (0.004 t))``: the momentum of step ``t``
+    (starts near ``beta_1 / 2`` and rises to ``beta_1``)."""
+    return beta_1 * (1.0 - 0.5 * 0.96 ** (MOMENTUM_DECAY * t))
+
+
+def nadam_update_(param, grad, m, v, step, *, lr, beta_1, beta_2, epsilon, mu_product,
+                  work=None, work2=None) -> None:
+    """One Nadam step at 1-based ``step``, in place. ``mu_product`` is
+    ``prod_{s <= step} mu_s`` (see :class:`Nadam`)."""
+    work = _scratch(param, work)
+    work2 = _scratch(param, work2)
+    mu_t = momentum_schedule(beta_1, step)
+    mu_next = momentum_schedule(beta_1, step + 1)
+    _lerp_(m, grad, beta_1)                           # m = b1 m + (1 - b1) g
+    np.square(grad, out=work)
+    _lerp_(v, work, beta_2)                           # v = b2 v + (1 - b2) g^2
+    # Nesterov: the next step's momentum on m, plus this step's share of the gradient.
+    np.multiply(grad, lr * (1.0 - mu_t) / (1.0 - mu_product), out=work)
+    np.multiply(m, lr * mu_next / (1.0 - mu_product * mu_next), out=work2)
+    work2 += work                                     # lr * m_hat
+    np.multiply(v, 1.0 / (1.0 - beta_2 ** step), out=work)
+    np.sqrt(work, out=work)
+    work += epsilon                                   # sqrt(v_hat) + eps
+    work2 /= work
+    param -= work2

@@ -1,2 +1,2 @@
-"""Models and training: the Sequential model, the fit loop, its history and divergence
-guard, callbacks and saving/loading. Builds on :mod:`fastcnn.nn` and :mod:`fastcnn.optim`."""
+"""Models and training: Sequential and the functional Model (one engine, one graph
+runner), the fit loop, its history and divergence guard, callbacks and saving/loading. Builds on :mod:`fastcnn.nn` and :mod:`fastcnn.optim`."""

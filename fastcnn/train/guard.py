@@ -1,6 +1,7 @@
 """The divergence guard of ``fit``: notice an exploding loss, find where it started.
 
-When a batch loss is NaN/Inf or exceeds ``EXPLOSION_FACTOR`` (3) times a reference loss,
+When a batch loss is NaN/Inf (or, with ``explosion_guard="strict"``/``"raise"``, exceeds
+``EXPLOSION_FACTOR`` (3) times a reference loss; by default that only warns once),
 ``fit`` does not apply the update, re-runs the batch layer by layer with
 :func:`locate_nonfinite` to find the first layer whose weights, activations or gradients
 are non-finite, and stops. The reference is the first batch's loss in this ``fit``, or, for
@@ -43,10 +44,12 @@ class TrainingDivergedError(RuntimeError):
 
 
 def check_guard(where: str, value):
-    """``explosion_guard`` argument -> ``"warn"``, ``"raise"`` or ``None`` (off)."""
-    if value in (True, False, "warn", "raise"):
-        return {True: "warn", False: None}.get(value, value)
-    raise ValueError(f"{where}: explosion_guard must be True, False, 'warn' or 'raise'; "
+    """``explosion_guard`` argument -> ``"nonfinite"`` (True: stop on NaN/Inf, warn above
+    3x), ``"strict"`` (stop above 3x too), ``"raise"`` (strict, raising) or ``None`` (off).
+    ``"warn"``, the old name of the strict stop with a warning, still means "strict"."""
+    if value is True or value is False or value in ("strict", "raise", "warn"):
+        return {True: "nonfinite", False: None, "warn": "strict"}.get(value, value)
+    raise ValueError(f"{where}: explosion_guard must be True, False, 'strict' or 'raise'; "
                      f"got {value!r}.")
 
 
@@ -63,8 +66,37 @@ def _norm(a: np.ndarray) -> float:
     return math.sqrt(float(np.dot(flat, flat)))
 
 
-def _last_is_fused(model, i: int) -> bool:
-    return model.fused_softmax and i == len(model.layers) - 1
+class _Found(Exception):
+    """Carries the first problem out of the graph walk of :func:`locate_nonfinite`."""
+
+    def __init__(self, layer, kind, detail):
+        super().__init__(detail)
+        self.report = {"layer": layer.name, "kind": kind, "detail": detail}
+
+
+def _peak(value) -> float:
+    arrays = value if isinstance(value, list) else [value]
+    return max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
+
+
+def _check_forward(layer, layer_input, out) -> None:
+    """Observer of the forward walk: the layer's weights, then its output."""
+    bad = [p.name for p in layer.parameters() if not np.isfinite(p.data).all()]
+    if bad:
+        raise _Found(layer, "weights", f"parameters {bad} hold NaN/Inf")
+    if not np.isfinite(out).all():
+        raise _Found(layer, "activations",
+                     f"{type(layer).__name__}, input max |x| = {_peak(layer_input):.3g}, "
+                     f"{int(np.count_nonzero(~np.isfinite(out)))} non-finite outputs")
+
+
+def _check_backward(layer, input_grads) -> None:
+    """Observer of the backward walk: the layer's parameter and input gradients."""
+    bad = [p.name for p in layer.parameters() if not np.isfinite(p.grad).all()]
+    bad_dx = any(d is not None and not np.isfinite(d).all() for d in input_grads)
+    if bad or bad_dx:
+        what = f"parameter gradients {bad}" if bad else "its input gradient"
+        raise _Found(layer, "gradients", f"{type(layer).__name__}, {what} non-finite")
 
 
 # ----------------------------------------------------------------- locate_nonfinite
@@ -80,38 +112,24 @@ def locate_nonfinite(model, x, y) -> dict:
     ``kind`` is None and ``layer`` is the layer with the largest
     ``||dL/dw|| / ||w||`` (the one a too-large step hurts most). Runs in training mode
     (batch-norm statistics see one more batch); parameter gradients are overwritten.
+    Works on any model graph: the layers are visited in the graph's order (an
+    observer passed to the model's forward/backward), ``x`` is an NCHW batch of the
+    model's dtype.
     """
-    layers = model.layers
-    h = x
-    for i, layer in enumerate(layers):
-        bad = [p.name for p in layer.parameters() if not np.isfinite(p.data).all()]
-        if bad:
-            return {"layer": layer.name, "kind": "weights",
-                    "detail": f"parameters {bad} hold NaN/Inf"}
-        h_in = h
-        h = layer.forward_logits(h, True) if _last_is_fused(model, i) else layer.forward(h, True)
-        if not np.isfinite(h).all():
-            peak = float(np.max(np.abs(h_in))) if h_in.size else 0.0
-            return {"layer": layer.name, "kind": "activations",
-                    "detail": f"{type(layer).__name__}, input max |x| = {peak:.3g}, "
-                              f"{int(np.count_nonzero(~np.isfinite(h)))} non-finite outputs"}
-    loss_fn = model.compiled_loss
-    loss = loss_fn.forward(h, y)
-    model.zero_grad()
-    d = loss_fn.backward()
-    if not math.isfinite(loss) or not np.isfinite(d).all():
-        return {"layer": layers[-1].name, "kind": "activations",
-                "detail": f"the loss itself is {loss} on finite outputs"}
-    for i in reversed(range(len(layers))):
-        layer = layers[i]
-        d = layer.backward_logits(d) if _last_is_fused(model, i) else layer.backward(d)
-        bad = [p.name for p in layer.parameters() if not np.isfinite(p.grad).all()]
-        if bad or not np.isfinite(d).all():
-            what = f"parameter gradients {bad}" if bad else "its input gradient"
-            return {"layer": layer.name, "kind": "gradients",
-                    "detail": f"{type(layer).__name__}, {what} non-finite"}
-    best, best_ratio = layers[-1].name, -1.0
-    for layer in layers:
+    try:
+        out = model.forward_for_loss(x, True, observe=_check_forward)
+        loss_fn = model.compiled_loss
+        loss = loss_fn.forward(out, y)
+        model.zero_grad()
+        d = loss_fn.backward()
+        if not math.isfinite(loss) or not np.isfinite(d).all():
+            return {"layer": model._graph.nodes[-1].name, "kind": "activations",
+                    "detail": f"the loss itself is {loss} on finite outputs"}
+        model.backward_from_loss(d, need_dx=True, observe=_check_backward)
+    except _Found as found:
+        return found.report
+    best, best_ratio = model._graph.nodes[-1].name, -1.0
+    for layer in model._graph.nodes:
         for p in layer.parameters():
             w = _norm(p.data)
             ratio = _norm(p.grad) / w if w > 0 else 0.0

@@ -1,4 +1,6 @@
-"""The training loop behind ``Sequential.fit`` / ``evaluate`` / ``predict``.
+"""The training loop behind ``fit`` / ``evaluate`` / ``predict`` of every model
+(``Sequential`` and the functional ``Model``; their data arrives here already converted
+to NCHW arrays of the model's dtype, see :mod:`fastcnn.train.edge`).
 
 ``fit`` repeats the training step of :mod:`fastcnn.train.step` over shuffled
 mini-batches and adds the babysitting a course teaches, at little cost:
@@ -11,14 +13,16 @@ mini-batches and adds the babysitting a course teaches, at little cost:
 * **History** (:mod:`fastcnn.train.history`): per-epoch ``loss``, metrics, ``val_*`` and
   ``lr`` (the rate in force at the start of the epoch), plus ``update_ratios`` and
   ``diverged``.
-* **Explosion guard** (:mod:`fastcnn.train.guard`): a NaN/Inf loss or one above 3x the
-  reference loss is not applied; the batch is re-run layer by layer to name the first
-  layer that went non-finite, and training stops. Default (``explosion_guard=True``): a
-  :class:`FastCNNWarning` with the diagnosis, ``history.diverged`` holds it, and ``fit``
-  returns normally (the completed epochs are kept; checkpoints already written are never
-  touched, since no epoch end is reached). ``explosion_guard="raise"`` raises
-  :class:`TrainingDivergedError` instead (after ``on_train_end``), and ``False`` turns the
-  guard off.
+* **Explosion guard** (:mod:`fastcnn.train.guard`): a NaN/Inf loss is not applied; the
+  batch is re-run layer by layer to name the first layer that went non-finite, and
+  training stops (Keras' ``TerminateOnNaN``, with a diagnosis): a :class:`FastCNNWarning`,
+  ``history.diverged`` holds it, and ``fit`` returns normally (the completed epochs are
+  kept; checkpoints already written are never touched, since no epoch end is reached).
+  A finite loss above 3x the reference loss only *warns*, once per ``fit``: healthy runs
+  (He initialisation, Adagrad's first steps) spike early and recover. The hard 3x stop is
+  opt-in: ``explosion_guard="strict"`` (warning) or ``"raise"`` (raises
+  :class:`TrainingDivergedError` after ``on_train_end``; hyper-parameter search uses it).
+  ``False`` turns the guard off.
 * **Update/weight ratios** (:mod:`fastcnn.train.update_ratios`), sampled ~5 times per
   epoch, with a warning far from the ~1e-3 rule of thumb.
 * **Callbacks** (:mod:`fastcnn.train.callbacks`) with Keras' hooks and
@@ -61,6 +65,10 @@ from fastcnn.train.update_ratios import (
 __all__ = ["History", "TrainingDivergedError", "loss_and_gradients", "train_step", "fit",
            "evaluate", "predict", "regularization_penalty", "EXPLOSION_FACTOR",
            "UPDATE_RATIO_LOW", "UPDATE_RATIO_HIGH"]
+
+
+def _where(model, method: str) -> str:
+    return f"{type(model).__name__}.{method}"
 
 
 def _check_xy(where: str, model, x, y):
@@ -115,13 +123,14 @@ class _Run:
     xbuf: np.ndarray
     ybuf: np.ndarray
     initial: float | None = None          # the guard's reference loss, set by batch 1
+    warned: bool = False                  # the 3x warning is given once per fit
     params: list = field(default_factory=list)
 
 
 def _setup(model, x, y, batch_size, epochs, shuffle, verbose, seed, augment, callbacks,
            explosion_guard, progress, update_ratio_every) -> _Run:
     """Validate the arguments of ``fit`` and allocate what its epochs reuse."""
-    where = "Sequential.fit"
+    where = _where(model, "fit")
     _check_xy(where, model, x, y)
     batch_size = _check_batch_size(where, batch_size)
     epochs = check_nonnegative_int(where, "epochs", epochs)
@@ -173,9 +182,25 @@ def _batches(run: _Run):
         yield batch, xb, yb
 
 
-def _diverges(run: _Run, loss: float) -> bool:
-    return bool(run.guard) and (not math.isfinite(loss) or (
-        run.initial is not None and loss > EXPLOSION_FACTOR * run.initial))
+def _diverges(run: _Run, loss: float, epoch: int, batch: int) -> bool:
+    """True when the guard stops here: a non-finite loss, or (strict modes) one above
+    3x the reference. Above 3x in the default mode: one warning per fit."""
+    if not run.guard:
+        return False
+    if not math.isfinite(loss):
+        return True
+    if run.initial is None or loss <= EXPLOSION_FACTOR * run.initial:
+        return False
+    if run.guard in ("strict", "raise"):
+        return True
+    if not run.warned:
+        run.warned = True
+        warnings.warn(f"fit: the loss {loss:.4g} at epoch {epoch + 1}, batch {batch + 1} "
+                      f"exceeds {EXPLOSION_FACTOR:g}x the reference loss {run.initial:.4g}; "
+                      f"training goes on (it often recovers). If it keeps rising, lower the "
+                      f"learning rate; explosion_guard='strict' stops at this point.",
+                      FastCNNWarning, stacklevel=5)
+    return False
 
 
 def _train_epoch(run: _Run, epoch: int) -> tuple[list, int]:
@@ -190,7 +215,7 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[list, int]:
         m = len(xb)
         cbs.on_batch_begin(batch, {"size": m})
         loss, out = loss_and_gradients(model, xb, yb, training=True)
-        if _diverges(run, loss):
+        if _diverges(run, loss, epoch, batch):
             run.history.diverged = diverged_report(model, xb, yb, epoch, batch, loss,
                                                    run.initial)
             break
@@ -276,7 +301,7 @@ def evaluate(model, x, y, batch_size=32, as_dict: bool = False):
 
     Returns ``[loss, metric1, ...]`` (or the loss alone without metrics), or a dict.
     """
-    where = "Sequential.evaluate"
+    where = _where(model, "evaluate")
     _check_xy(where, model, x, y)
     batch_size = _check_batch_size(where, batch_size)
     y = np.asarray(y)
@@ -294,7 +319,7 @@ def evaluate(model, x, y, batch_size=32, as_dict: bool = False):
     return list(values.values()) if model.compiled_metrics else values["loss"]
 
 
-def predict(model, x, batch_size=32, tta=None) -> np.ndarray:
+def predict(model, x, batch_size=32, tta=None, verbose=0) -> np.ndarray:
     """Model outputs for ``x`` in inference mode (probabilities after a Softmax).
 
     ``tta``: None/False for plain prediction; True (identity + mirror), a dict of
@@ -302,11 +327,14 @@ def predict(model, x, batch_size=32, tta=None) -> np.ndarray:
     or an iterable of view batches averages the predictions over test-time views
     (:func:`fastcnn.augment.tta_predict`).
     """
-    where = "Sequential.predict"
+    where = _where(model, "predict")
     _check_xy(where, model, x, None)
     batch_size = _check_batch_size(where, batch_size)
+    verbose = 1 if verbose == "auto" else _check_verbose(where, verbose)
     if tta is not None and tta is not False:
         return tta_predict(lambda view: predict(model, view, batch_size), x, views=tta)
-    outs = [model.forward(x[start:start + batch_size], training=False)
-            for start in range(0, len(x), batch_size)]
+    starts = range(0, len(x), batch_size)
+    if verbose == 1:                  # Keras' predict(verbose=1): a progress bar
+        starts = tqdm(starts, desc="predict", unit="batch", file=sys.stderr, leave=False)
+    outs = [model.forward(x[start:start + batch_size], training=False) for start in starts]
     return np.concatenate(outs, axis=0)

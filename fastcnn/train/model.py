@@ -7,21 +7,21 @@
 >>> model.count_params()
 11926
 
-Softmax + cross-entropy fusion: when the last layer ends in a softmax (``Softmax()``,
-``Activation("softmax")`` or ``Dense(..., activation="softmax")``) and the loss is a
-(sparse) categorical cross-entropy on probabilities, training and ``evaluate`` skip
-that softmax and apply the loss to the logits ``z`` in the stable log-softmax form
-``log p = z - logsumexp(z)``. The loss value is the same (without ``log(0)``), and
-the gradient reaching the layer below is exactly ``(softmax(z) - y) / N``.
-``predict`` still returns probabilities.
+A Sequential model is the special case of the functional :class:`~fastcnn.train.functional.Model`
+whose graph is a chain: once its input shape is known it builds that chain
+(:meth:`Graph.chain <fastcnn.train.graph.Graph.chain>`) and from then on runs, trains,
+saves and loads exactly as a functional model does. Channels-last data:
+``Sequential([...], input_shape=(28, 28, 1), data_format="channels_last")`` (or
+``fastcnn.set_image_data_format("channels_last")`` first).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import warnings
 
-from fastcnn.nn import losses as _losses
-from fastcnn.nn import metrics as _metrics
+from fastcnn.common.data_format import check_data_format, layout_warning, looks_channels_last
+from fastcnn.common.exceptions import FastCNNWarning
 from fastcnn.nn.layers.base import (
     Layer,
     _all_layers,
@@ -31,250 +31,139 @@ from fastcnn.nn.layers.base import (
 )
 from fastcnn.nn.layers.base import deserialize as _deserialize
 from fastcnn.nn.layers.base import serialize as _serialize
-from fastcnn.optim import optimizers
-from fastcnn.train import loop as _training
-from fastcnn.train import serialization
+from fastcnn.nn.layers.symbolic import InputLayer, SymbolicTensor
+from fastcnn.train import edge, serialization
+from fastcnn.train.functional import Model
+from fastcnn.train.graph import Graph
+from fastcnn.train.summary import summary_table
 
 __all__ = ["Sequential", "load_model"]
 
-_FUSABLE = (_losses.SparseCategoricalCrossentropy, _losses.CategoricalCrossentropy)
 
-
-class Sequential:
+class Sequential(Model):
     """A linear stack of layers.
 
     Parameters
     ----------
     layers : list of Layer, optional
+        May start with ``fastcnn.Input(shape=...)`` (Keras 3 style), which sets the
+        input shape, dtype and data format.
     input_shape : tuple, optional
-        Per-sample input shape ``(C, H, W)`` or ``(D,)``. Given, every added layer is
-        built at once (so ``summary()`` works); otherwise the first ``fit``/``predict``
-        builds the model from ``x.shape[1:]``.
+        Per-sample input shape in the model's data format: ``(C, H, W)`` (channels
+        first), ``(H, W, C)`` (channels last) or ``(D,)``. Also taken from the first
+        layer's ``input_shape=`` (Keras). Given, every added layer is built at once (so
+        ``summary()`` works); otherwise the first ``fit``/``predict`` builds the model
+        from ``x.shape[1:]``.
     name : str, optional
     dtype : "float32" (default) or "float64" (gradient checks)
+    data_format : None, "channels_first" or "channels_last"
+        None: :func:`fastcnn.image_data_format` at creation.
     """
 
-    def __init__(self, layers=None, input_shape=None, name=None, dtype="float32"):
+    config_kind = "Sequential"
+
+    def __init__(self, layers=None, input_shape=None, name=None, dtype="float32",
+                 data_format=None):
+        self._init_training_state()
         self.name = name or "sequential"
         self.dtype = _normalize_dtype("Sequential", dtype)
+        self.data_format = check_data_format("Sequential", data_format)
+        layers = list(layers or [])
+        if layers and isinstance(layers[0], SymbolicTensor):
+            entry = layers.pop(0).layer
+            input_shape, self.data_format, self.dtype = entry.shape, entry.data_format, entry.dtype
+        elif input_shape is None and layers and isinstance(layers[0], Layer):
+            input_shape = layers[0]._declared_input_shape
         self.input_shape = (normalize_shape("Sequential", input_shape)
                             if input_shape is not None else None)
         self._layers: list[Layer] = []
-        self.optimizer = None
-        self.loss = None
-        self._logits_loss = None
-        self.compiled_metrics: list = []
-        self.history = None
-        self.stop_training = False       # a callback sets it to end fit early
-        for layer in layers or []:
+        self._graph = None
+        for layer in layers:
             self.add(layer)
+        if self.input_shape is not None and self._graph is None:
+            self.build(self.input_shape)
 
     # ------------------------------------------------------------ structure
     @property
     def layers(self) -> list[Layer]:
+        """The layers in order (without the input placeholder, as in Keras)."""
         return list(self._layers)
 
     def add(self, layer: Layer) -> None:
         """Append a layer (named ``"<type>_<k>"`` unless named; built if shapes are known)."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: layer must be a fastcnn Layer; got "
-                            f"{type(layer).__name__}.")
+        if not isinstance(layer, Layer) or layer.is_merge or isinstance(layer, InputLayer):
+            raise TypeError(f"Sequential.add: layer must be a single-input fastcnn Layer; got "
+                            f"{type(layer).__name__}. Hint: merges (Add, Concatenate) need "
+                            f"the functional API, fastcnn.Model(inputs, outputs).")
         assign_unique_names([layer], {sub.name for sub in _all_layers(self._layers)})
-        if self.input_shape is not None:
-            layer.build(self.output_shape, self.dtype)
+        if self.input_shape is None and not self._layers and layer._declared_input_shape:
+            self.input_shape = layer._declared_input_shape
+        layer._data_format = self.data_format
         self._layers.append(layer)
+        if self.input_shape is not None:
+            self.build(self.input_shape)
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
         if not self._layers:
             raise IndexError("Sequential.pop: the model has no layers.")
-        return self._layers.pop()
+        layer = self._layers.pop()
+        if self._graph is not None:
+            self._graph = Graph.chain(self._graph.nodes[0], self._layers)
+        return layer
 
     def build(self, input_shape) -> None:
-        """Build every layer for per-sample ``input_shape`` (shapes flow layer to layer)."""
-        self.input_shape = normalize_shape("Sequential", input_shape)
-        shape = self.input_shape
+        """Build every layer for per-sample ``input_shape`` (in the model's data
+        format; shapes flow layer to layer) and the chain graph over them."""
+        shape = normalize_shape("Sequential", input_shape)
+        internal = edge.internal_shape(self, shape)
+        warning = layout_warning("Sequential", shape, self.data_format)
+        if warning and self._graph is None:        # once, not again at every add()
+            warnings.warn(warning, FastCNNWarning, stacklevel=3)
+        current = internal
         for layer in self._layers:
-            layer.build(shape, self.dtype)
-            shape = layer.output_shape
-
-    @property
-    def built(self) -> bool:
-        return self.input_shape is not None and all(layer.built for layer in self._layers)
-
-    @property
-    def output_shape(self) -> tuple:
-        return self._layers[-1].output_shape if self._layers else self.input_shape
+            try:
+                layer.build(current, self.dtype)
+            except ValueError as exc:
+                if self.data_format == "channels_first" and looks_channels_last(shape):
+                    # The layer's own hint (e.g. padding='same') would train a different
+                    # model; the real cause is the data layout.
+                    raise ValueError(f"{str(exc).split(' Hint:')[0]} The model's input shape "
+                                     f"{shape} looks channels-last (H, W, C). Hint: "
+                                     f"Sequential(..., data_format='channels_last').") from None
+                raise
+            current = layer.output_shape
+        self.input_shape = shape
+        with warnings.catch_warnings():           # the layout warning was given above
+            warnings.simplefilter("ignore", FastCNNWarning)
+            entry = InputLayer(shape, dtype=self.dtype, data_format=self.data_format,
+                               name="input_layer")
+        self._graph = Graph.chain(entry, self._layers)
 
     def _ensure_built(self, x) -> None:
-        if not self.built:
-            if not isinstance(x, np.ndarray) or x.ndim < 2:
+        """Build from a prepared (NCHW) batch ``x`` when no input shape was given."""
+        if self._graph is None:
+            if x.ndim < 2:
                 raise ValueError("Sequential: cannot infer the input shape; pass "
                                  "input_shape=... or a batch x of shape (N, ...).")
-            self.build(x.shape[1:])
-
-    # ------------------------------------------------------ forward/backward
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._ensure_built(x)
-        for layer in self._layers:
-            x = layer.forward(x, training)
-        return x
-
-    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """Backward through every layer; returns ``dL/dx`` of the model's input, or
-        None with ``need_dx=False`` (the first layer then skips computing it, as a
-        training step does: the data needs no gradient)."""
-        last = len(self._layers) - 1
-        for i in range(last, -1, -1):
-            dout = self._layers[i].backward(dout, need_dx=need_dx or i > 0)
-        return dout
-
-    @property
-    def fused_softmax(self) -> bool:
-        """True when training skips the final softmax and the loss takes logits."""
-        return (isinstance(self.loss, _FUSABLE) and not self.loss.from_logits
-                and bool(self._layers) and self._layers[-1].ends_with_softmax)
-
-    def forward_for_loss(self, x, training=False):
-        """What the compiled loss sees: logits if the softmax is fused, else ``forward``."""
-        if not self.fused_softmax:
-            return self.forward(x, training)
-        self._ensure_built(x)
-        for layer in self._layers[:-1]:
-            x = layer.forward(x, training)
-        return self._layers[-1].forward_logits(x, training)
-
-    def backward_from_loss(self, dout, need_dx: bool = True):
-        """Backward of :meth:`forward_for_loss`; ``need_dx`` as in :meth:`backward`."""
-        if not self.fused_softmax:
-            return self.backward(dout, need_dx)
-        last = len(self._layers) - 1
-        dout = self._layers[last].backward_logits(dout, need_dx=need_dx or last > 0)
-        for i in range(last - 1, -1, -1):
-            dout = self._layers[i].backward(dout, need_dx=need_dx or i > 0)
-        return dout
-
-    def parameters(self) -> list:
-        return [p for layer in self._layers for p in layer.parameters()]
-
-    def states(self) -> dict:
-        out = {}
-        for layer in self._layers:
-            out.update(layer.states())
-        return out
-
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.zero_grad()
-
-    def count_params(self) -> int:
-        """All weights, trainable or not (moving statistics included), as Keras counts."""
-        return sum(sum(layer.count_params()) for layer in self._layers)
+            self.build(edge.external_shape(self, x.shape[1:]))
 
     def summary(self, print_fn=print) -> None:
         """Print a Keras-style table: Layer (type) | Output Shape | Param #, and totals."""
         if not self.built:
             raise RuntimeError("Sequential.summary: the model is not built. Hint: pass "
                                "input_shape=... to Sequential or call model.build(shape).")
-        longest = max((len(f"{l.name} ({type(l).__name__})") for l in self._layers), default=0)
-        widths = (max(33, longest + 3), 26, 12)
+        rows = [(f"{layer.name} ({type(layer).__name__})",
+                 self._display_shape(layer.output_shape), sum(layer.count_params()))
+                for layer in self._layers]
+        trainable = sum(layer.count_params()[0] for layer in self._layers)
+        frozen = sum(layer.count_params()[1] for layer in self._layers)
+        print_fn(summary_table(self.name, rows, trainable, frozen, connected=False))
 
-        def row(*cells):
-            return "".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-        lines = [f'Model: "{self.name}"', "_" * sum(widths),
-                 row(" Layer (type)", "Output Shape", "Param #"), "=" * sum(widths)]
-        trainable = frozen = 0
-        for layer in self._layers:
-            t, f = layer.count_params()
-            trainable, frozen = trainable + t, frozen + f
-            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
-            lines.append(row(f" {layer.name} ({type(layer).__name__})", shape, f"{t + f:,}"))
-        lines += ["=" * sum(widths), f"Total params: {trainable + frozen:,}",
-                  f"Trainable params: {trainable:,}", f"Non-trainable params: {frozen:,}",
-                  "_" * sum(widths)]
-        print_fn("\n".join(lines))
-
-    # --------------------------------------------------------------- training
-    def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy",
-                metrics=("accuracy",)) -> None:
-        """Attach an optimizer, a loss and metrics (Keras strings or objects)."""
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = _losses.get(loss)
-        self.compiled_metrics = [_metrics.get(m) for m in (metrics or [])]
-        # The fused form (see module docstring) uses the logits twin of the loss.
-        self._logits_loss = (type(self.loss)(from_logits=True)
-                             if isinstance(self.loss, _FUSABLE) else None)
-
-    @property
-    def compiled_loss(self):
-        """The loss the training loop calls: the logits form when softmax is fused."""
-        return self._logits_loss if self.fused_softmax else self.loss
-
-    def _check_compiled(self, where: str) -> None:
-        if self.optimizer is None:
-            raise RuntimeError(f"Sequential.{where}: the model is not compiled. Hint: call "
-                               f"model.compile(optimizer='adam', loss=...) first.")
-
-    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, shuffle=True,
-            verbose=1, seed=None, augment=None, callbacks=None, explosion_guard=True,
-            progress=None, update_ratio_every=None):
-        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns a
-        :class:`~fastcnn.training.History`.
-
-        Parameters
-        ----------
-        x, y : arrays
-            Inputs of the model's dtype; labels (or one-hot targets).
-        batch_size, epochs : int
-        validation_data : (x_val, y_val), optional
-            Evaluated at the end of every epoch (``val_loss``, ``val_<metric>``).
-        shuffle : bool
-            A new order every epoch, drawn from the generator ``seed`` selects.
-        verbose : 0, 1 or 2
-            0 silent; 1 a progress bar (when stderr is a terminal) and one summary
-            line per epoch; 2 only the summary line.
-        seed : None, int or Generator
-            Fixes shuffling and augmentation (see :func:`fastcnn.random.get_rng`).
-        augment : None, str, or transform
-            A :mod:`fastcnn.augment` transform or spec (``"flip,shift"``) applied to
-            every training batch.
-        callbacks : list of :class:`~fastcnn.callbacks.Callback`
-        explosion_guard : True, False, "warn" or "raise"
-            Stop when the loss becomes non-finite or exceeds 3x the first batch loss,
-            naming the first layer that went non-finite (see :mod:`fastcnn.training`).
-        progress : None or bool
-            Force the progress bar on or off (None: automatic, as ``verbose`` says).
-        update_ratio_every : int, optional
-            Measure update/weight ratios every this many steps (default: about five
-            times per epoch; 0 turns it off).
-
-        Set ``model.stop_training = True`` from a callback to stop after the batch.
-        """
-        self._check_compiled("fit")
-        self._ensure_built(x)
-        return _training.fit(self, x, y, batch_size=batch_size, epochs=epochs,
-                             validation_data=validation_data, shuffle=shuffle,
-                             verbose=verbose, seed=seed, augment=augment, callbacks=callbacks,
-                             explosion_guard=explosion_guard, progress=progress,
-                             update_ratio_every=update_ratio_every)
-
-    def evaluate(self, x, y, batch_size=32):
-        """``[loss, *metrics]`` over ``(x, y)`` in inference mode (the loss alone
-        when compiled without metrics)."""
-        self._check_compiled("evaluate")
-        self._ensure_built(x)
-        return _training.evaluate(self, x, y, batch_size=batch_size)
-
-    def predict(self, x, batch_size=32, tta=None) -> np.ndarray:
-        """Outputs for ``x`` in inference mode; ``tta=True`` (or a dict of
-        :func:`fastcnn.augment.tta_views` options) averages over test-time views."""
-        self._ensure_built(x)
-        return _training.predict(self, x, batch_size=batch_size, tta=tta)
-
-    # ------------------------------------------------------------- config/IO
+    # ------------------------------------------------------------- config
     def get_config(self) -> dict:
         return {"name": self.name, "input_shape": self.input_shape, "dtype": str(self.dtype),
+                "data_format": self.data_format,
                 "layers": [_serialize(layer) for layer in self._layers]}
 
     @classmethod
@@ -283,34 +172,25 @@ class Sequential:
         layers = [_deserialize(d) for d in config.pop("layers")]
         return cls(layers, **config)
 
-    def save(self, path, include_optimizer: bool = True) -> None:
-        """One ``.npz`` file: architecture (JSON), weights, moving statistics, compile
-        settings and optimizer state; written atomically (temp file + rename)."""
-        serialization.save_model(self, path, include_optimizer=include_optimizer)
-
-    def save_weights(self, path) -> None:
-        serialization.save_weights(self, path)
-
-    def load_weights(self, path) -> None:
-        """Load weights and moving statistics saved by ``save``/``save_weights`` into this
-        (built) model of the same architecture; matched in layer order, shapes checked."""
-        serialization.load_weights(self, path)
-
-    def load_state_dict_torch(self, state_dict) -> None:
-        """Copy a PyTorch ``state_dict`` into this model (see
-        :func:`fastcnn.serialization.load_state_dict_torch`)."""
-        serialization.load_state_dict_torch(self, state_dict)
-
     def __repr__(self):
         inner = ",\n  ".join(repr(layer) for layer in self._layers)
         return f"Sequential(name={self.name!r}, input_shape={self.input_shape}, [\n  {inner}\n])"
 
 
-def load_model(path) -> Sequential:
-    """Rebuild a model saved by :meth:`Sequential.save` (architecture, weights,
-    statistics, compile settings and optimizer state)."""
+_MODEL_CLASSES = {"Sequential": Sequential, "Model": Model}
+
+
+def load_model(path) -> Model:
+    """Rebuild a model saved by ``model.save`` (a ``Sequential`` or a functional
+    ``Model``: architecture, weights, statistics, compile settings, optimizer state)."""
     header, arrays = serialization.read_model(path)
+    kind = header.get("model_class", "Sequential")        # files before 0.2: Sequential
+    cls = _MODEL_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"load_model: {os.fspath(path)!r} holds an unknown model class "
+                         f"{header.get('model_class')!r}; expected one of "
+                         f"{sorted(_MODEL_CLASSES)}.")
     with serialization.rebuilding(path, header, arrays):   # shapes checked before allocation
-        model = Sequential.from_config(header["model"])
+        model = cls.from_config(header["model"])
     serialization.restore_model(model, header, arrays, path)
     return model

@@ -5,7 +5,8 @@ File layout (written by ``numpy.savez``, uncompressed; read back as untrusted in
 
     __fastcnn__                 uint8 bytes of a JSON header:
                                 {"format": "fastcnn-model" | "fastcnn-weights", "version": 1,
-                                 "model": Sequential.get_config(), "compile": {...} | null,
+                                 "model_class": "Sequential" | "Model" (functional),
+                                 "model": model.get_config(), "compile": {...} | null,
                                  "weights": [parameter names, in model order],
                                  "states": [state keys], "optimizer_iterations": int}
     param/<parameter name>      e.g. param/conv2d_1/kernel
@@ -85,6 +86,7 @@ def save_model(model, path, include_optimizer: bool = True) -> None:
     """Architecture, weights, statistics, compile settings, optimizer state -> ``path``."""
     arrays, names, state_keys = _weight_arrays(model)
     header = {"format": "fastcnn-model", "version": FORMAT_VERSION,
+              "model_class": model.config_kind,
               "model": model.get_config(), "weights": names, "states": state_keys,
               "compile": None, "optimizer_iterations": 0}
     if model.optimizer is not None:

@@ -333,9 +333,9 @@ def test_get_instance_and_errors():
     opt = O.Adam()
     assert O.get(opt) is opt
     assert O.get({"class_name": "SGD", "config": {"momentum": 0.5}}).momentum == 0.5
-    with pytest.raises(ValueError, match=r"optimizers.get: unknown optimizer 'nadam'; valid names: "
-                                         r"adadelta, adagrad, adam, adamw, rmsprop, sgd"):
-        O.get("nadam")
+    with pytest.raises(ValueError, match=r"optimizers.get: unknown optimizer 'adamax'; valid names: "
+                                         r"adadelta, adagrad, adam, adamw, nadam, rmsprop, sgd"):
+        O.get("adamax")
     with pytest.raises(ValueError, match=r"a config dict needs a 'class_name' key"):
         O.get({"config": {}})
     with pytest.raises(TypeError, match=r"identifier must be a str, a dict or an Optimizer; "

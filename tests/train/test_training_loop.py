@@ -114,7 +114,7 @@ def test_fit_rejects_bad_verbose_and_guard():
     x, y = blobs(8)
     with pytest.raises(ValueError, match="verbose must be 0, 1 or 2; got 3"):
         cnn().fit(x, y, verbose=3)
-    with pytest.raises(ValueError, match="explosion_guard must be True, False, 'warn' or "
+    with pytest.raises(ValueError, match="explosion_guard must be True, False, 'strict' or "
                                          "'raise'; got 'maybe'"):
         cnn().fit(x, y, explosion_guard="maybe")
 

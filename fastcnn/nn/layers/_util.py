@@ -27,15 +27,19 @@ def get_regularizer(identifier):
     return regularizers.get(identifier)
 
 
-def store_weight_options(layer, kernel_initializer, bias_initializer, kernel_regularizer):
+def store_weight_options(layer, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer=None):
     """Keep a weighted layer's initializer/regularizer arguments as given (for
-    ``get_config``) and resolved (``_kernel_init``, ``_bias_init``, ``_kernel_reg``)."""
+    ``get_config``) and resolved (``_kernel_init``, ``_bias_init``, ``_kernel_reg``,
+    ``_bias_reg``)."""
     layer.kernel_initializer = kernel_initializer
     layer.bias_initializer = bias_initializer
     layer.kernel_regularizer = kernel_regularizer
+    layer.bias_regularizer = bias_regularizer
     layer._kernel_init = initializers.get(kernel_initializer)
     layer._bias_init = initializers.get(bias_initializer)
     layer._kernel_reg = get_regularizer(kernel_regularizer)
+    layer._bias_reg = get_regularizer(bias_regularizer)
 
 
 def check_padding(where: str, padding):

@@ -32,6 +32,7 @@ import re
 
 import numpy as np
 
+from fastcnn.common.keywords import init_keywords, unknown_keyword_error
 from fastcnn.common.validation import FLOAT_DTYPES, _is_int
 from fastcnn.nn.parameter import Parameter
 
@@ -107,7 +108,17 @@ class Layer:
     trainable : bool
         False freezes the layer: its parameters become non-trainable (optimizers
         skip them, ``summary()`` counts them as non-trainable).
+    input_shape : tuple, optional
+        Keras' shortcut on a model's first layer (per-sample, in the model's data format).
+
+    ``layer(t)`` on a symbolic tensor (``fastcnn.Input``) adds it to a functional graph;
+    ``layer(x)`` on a NumPy batch builds it if needed and runs ``forward(x)``.
     """
+
+    is_merge = False        # True for layers that take a list of inputs (Add, ...)
+    # The data format of the model (set by the model): layers compute in NCHW whatever
+    # it is; only shape arguments (Concatenate's axis, Reshape's target) are read in it.
+    _data_format = "channels_first"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -118,7 +129,11 @@ class Layer:
         if own is not None and "need_dx" not in inspect.signature(own).parameters:
             cls.skips_input_grad = False
 
-    def __init__(self, name: str | None = None, trainable: bool = True):
+    def __init__(self, name: str | None = None, trainable: bool = True, input_shape=None,
+                 **unknown):
+        if unknown:
+            raise unknown_keyword_error(type(self).__name__, next(iter(unknown)),
+                                        init_keywords(type(self)))
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty str without "
                              f"'/'; got {name!r}.")
@@ -133,6 +148,27 @@ class Layer:
         self.output_shape: tuple | None = None
         self.dtype: np.dtype | None = None
         self._out_shape = None        # full (N, ...) shape of the last forward output
+        self._declared_input_shape = (normalize_shape(type(self).__name__, input_shape)
+                                      if input_shape is not None else None)
+        self._in_graph = False        # True once called on a symbolic tensor
+
+    def __call__(self, inputs, training: bool = False):
+        """``layer(tensor)`` in a functional graph, or ``layer(x)`` on a NumPy batch."""
+        first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
+        # A SymbolicTensor adds the layer to its graph (duck typing: no import cycle).
+        apply_layer = getattr(first, "apply_layer", None)
+        if apply_layer is not None:
+            return apply_layer(self, inputs)
+        arrays = list(inputs) if self.is_merge else [inputs]
+        if not all(isinstance(a, np.ndarray) and a.ndim >= 2 for a in arrays):
+            raise TypeError(f"{type(self).__name__} '{self.name}': call it on a symbolic "
+                            f"tensor (fastcnn.Input) or on a NumPy batch (N, ...); got "
+                            f"{type(inputs).__name__}.")
+        if not self.built:
+            shapes = [a.shape[1:] for a in arrays]
+            dtype = arrays[0].dtype if arrays[0].dtype in FLOAT_DTYPES else np.float32
+            self.build(shapes if self.is_merge else shapes[0], dtype)
+        return self.forward(inputs, training)
 
     # ----------------------------------------------------------------- identity
     @property
@@ -347,7 +383,10 @@ class Layer:
     # ---------------------------------------------------------------- config
     def get_config(self) -> dict:
         """Constructor arguments (JSON-serialisable)."""
-        return {"name": self.name, "trainable": self.trainable}
+        config = {"name": self.name, "trainable": self.trainable}
+        if self._declared_input_shape is not None:
+            config["input_shape"] = self._declared_input_shape
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
@@ -361,7 +400,7 @@ class Layer:
             default = defaults.get(key, object())
             return value == default or value == (default, default)   # 1 == (1, 1)
         shown = [f"{k}={v!r}" for k, v in config.items()
-                 if k not in ("name", "trainable") and not is_default(k, v)]
+                 if k not in ("name", "trainable", "input_shape") and not is_default(k, v)]
         if not self.trainable:
             shown.append("trainable=False")
         built = f", built for {self.input_shape}" if self.built else ""

@@ -57,6 +57,8 @@ class Conv2D(Layer):
     groups : int
         Split the channels into ``groups`` independent convolutions: ``C`` and ``filters``
         must both be multiples of it; each filter sees ``C / groups`` channels.
+    bias_regularizer : str, dict, regularizer or None
+        The same for the bias (Keras' argument; rarely useful).
 
     Shape
     -----
@@ -75,7 +77,8 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, dilation_rate=1, groups=1, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, dilation_rate=1, groups=1,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int("Conv2D", "filters", filters)
         self.kernel_size = to_pair("Conv2D", "kernel_size", kernel_size)
@@ -89,7 +92,8 @@ class Conv2D(Layer):
         self.activation = activation
         self._activation = activations.get(activation, where="Conv2D")
         self.use_bias = bool(use_bias)
-        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer)
+        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                             bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         where = f"Conv2D '{self.name}'"
@@ -107,7 +111,8 @@ class Conv2D(Layer):
         self.kernel = self.add_weight("kernel",
                                       (self.filters, c // self.groups) + self.kernel_size,
                                       self._kernel_init, self.dtype, self._kernel_reg)
-        self.bias = (self.add_weight("bias", (self.filters,), self._bias_init, self.dtype)
+        self.bias = (self.add_weight("bias", (self.filters,), self._bias_init, self.dtype,
+                                     self._bias_reg)
                      if self.use_bias else None)
         # Computed once: the kernel API takes ((top, bottom), (left, right)).
         self._pads = window_padding(self.padding, (h, w),
@@ -139,4 +144,5 @@ class Conv2D(Layer):
                 "kernel_initializer": initializer_config(self.kernel_initializer),
                 "bias_initializer": initializer_config(self.bias_initializer),
                 "kernel_regularizer": regularizer_config(self.kernel_regularizer),
+                "bias_regularizer": regularizer_config(self.bias_regularizer),
                 "dilation_rate": self.dilation_rate, "groups": self.groups}

@@ -28,7 +28,8 @@ class Dense(Layer):
     ----------
     units : int
         Output features ``D_out``.
-    activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer
+    activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+    bias_regularizer
         As in :class:`~fastcnn.layers.Conv2D` (Keras' defaults).
 
     Shape
@@ -43,13 +44,14 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = check_positive_int("Dense", "units", units)
         self.activation = activation
         self._activation = activations.get(activation, where="Dense")
         self.use_bias = bool(use_bias)
-        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer)
+        store_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                             bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         check_flat_shape(f"Dense '{self.name}'", input_shape)
@@ -58,7 +60,8 @@ class Dense(Layer):
     def _build(self, input_shape):
         self.kernel = self.add_weight("kernel", (input_shape[0], self.units),
                                       self._kernel_init, self.dtype, self._kernel_reg)
-        self.bias = (self.add_weight("bias", (self.units,), self._bias_init, self.dtype)
+        self.bias = (self.add_weight("bias", (self.units,), self._bias_init, self.dtype,
+                                     self._bias_reg)
                      if self.use_bias else None)
 
     _dw = None          # x^T @ dout, a (D_in, D_out) buffer kept across steps
@@ -89,7 +92,8 @@ class Dense(Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializer_config(self.kernel_initializer),
                 "bias_initializer": initializer_config(self.bias_initializer),
-                "kernel_regularizer": regularizer_config(self.kernel_regularizer)}
+                "kernel_regularizer": regularizer_config(self.kernel_regularizer),
+                "bias_regularizer": regularizer_config(self.bias_regularizer)}
 
 
 class Flatten(Layer):

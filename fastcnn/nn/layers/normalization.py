@@ -30,6 +30,15 @@ class BatchNormalization(Layer):
         Keras' default 0.99 (PyTorch's ``momentum=0.1`` is Keras' 0.9).
     epsilon : float > 0
         Keras' default 1e-3 (PyTorch: 1e-5).
+    axis : None or int
+        Keras' argument: the axis that keeps its own statistics, counted with the batch
+        dimension in the model's data format. fastcnn always normalizes per channel
+        (images) or per feature (vectors); None (the default) means that axis in any
+        data format. Given, ``axis`` must name it: -1 or 3 for channels-last images,
+        1 (or -3) for channels-first, -1 or 1 for vectors; any other axis is a
+        ValueError at build time, never a silent per-channel norm. (Keras' default is
+        -1, which is the width of channels-first images: Keras users write ``axis=1``
+        there, which works here too.)
 
     Shape
     -----
@@ -53,8 +62,11 @@ class BatchNormalization(Layer):
     In inference mode ``mu, var`` are constants and ``dx = gamma * s * dout``.
     """
 
-    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+    def __init__(self, axis=None, momentum=0.99, epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
+        if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
+            raise ValueError(f"BatchNormalization: axis must be None or an int; got {axis!r}.")
+        self.axis = axis
         self.momentum = check_float("BatchNormalization", "momentum", momentum, 0.0, 1.0)
         self.epsilon = check_float("BatchNormalization", "epsilon", epsilon, 0.0, None,
                                    low_inclusive=False)
@@ -63,7 +75,25 @@ class BatchNormalization(Layer):
         if len(input_shape) not in (1, 3):
             raise ValueError(f"BatchNormalization '{self.name}': expects a per-sample shape "
                              f"(D,) or (C, H, W); got {tuple(input_shape)}.")
+        self._check_axis(len(input_shape))
         return tuple(input_shape)
+
+    def _check_axis(self, rank: int) -> None:
+        """``axis`` (Keras' count, batch included) must be the channel/feature axis."""
+        if self.axis is None:
+            return
+        if rank == 1:
+            allowed = (-1, 1)
+        elif self._data_format == "channels_last":
+            allowed = (-1, 3)
+        else:
+            allowed = (1, -3)
+        if self.axis not in allowed:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': axis={self.axis} is not the "
+                f"{'feature' if rank == 1 else 'channel'} axis of this "
+                f"{'model' if rank == 1 else self._data_format + ' model'} (use one of "
+                f"{allowed}); fastcnn normalizes per channel or per feature only.")
 
     def _build(self, input_shape):
         c = input_shape[0]
@@ -86,4 +116,5 @@ class BatchNormalization(Layer):
         return dx
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon}

@@ -9,10 +9,15 @@ import warnings
 import numpy as np
 
 from fastcnn.common.exceptions import FastCNNWarning
+from fastcnn.common.keywords import wrap_init_keywords
 
 
 class Callback:
     """Base class: every hook is a no-op; override the ones you need."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        wrap_init_keywords(cls)    # unknown keywords name the closest valid one
 
     def __init__(self):
         self.model = None

@@ -36,6 +36,8 @@ class EarlyStopping(Callback):
         At the end of training, copy back the weights (and batch-norm statistics) of
         the best epoch if a later epoch was worse. Costs one copy of the weights per
         improving epoch.
+    verbose : 0 or 1
+        1 prints one line when it stops training and when it restores weights (Keras).
 
     Attributes
     ----------
@@ -43,9 +45,12 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False):
+                 restore_best_weights=False, verbose=0):
         super().__init__()
         where = "EarlyStopping"
+        if verbose not in (0, 1) or isinstance(verbose, float):
+            raise ValueError(f"{where}: verbose must be 0 or 1; got {verbose!r}.")
+        self.verbose = int(verbose)
         self.monitor = str(monitor)
         self.patience = check_nonnegative_int(where, "patience", patience)
         self.min_delta = check_float(where, "min_delta", min_delta, low=0,
@@ -73,16 +78,23 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: early stopping ({self.monitor} has not improved "
+                      f"for {self.wait} epochs; best {self.best:.4f} at epoch "
+                      f"{self.best_epoch + 1}).", flush=True)
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.", flush=True)
             _restore(self.model, self.best_weights)
             self.best_weights = None          # free the copy
 
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
                 f"min_delta={self.min_delta}, mode={self.mode!r}, "
-                f"restore_best_weights={self.restore_best_weights})")
+                f"restore_best_weights={self.restore_best_weights}, verbose={self.verbose})")
 
 
 class TerminateOnNaN(Callback):
