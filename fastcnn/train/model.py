@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastcnn.kernels._common import fit_scope
 from fastcnn.nn import losses as _losses
 from fastcnn.nn import metrics as _metrics
 from fastcnn.nn.layers.base import (
@@ -253,24 +254,27 @@ class Sequential:
         """
         self._check_compiled("fit")
         self._ensure_built(x)
-        return _training.fit(self, x, y, batch_size=batch_size, epochs=epochs,
-                             validation_data=validation_data, shuffle=shuffle,
-                             verbose=verbose, seed=seed, augment=augment, callbacks=callbacks,
-                             explosion_guard=explosion_guard, progress=progress,
-                             update_ratio_every=update_ratio_every)
+        with fit_scope():    # one thread runtime: BLAS on one thread, the kernels parallel
+            return _training.fit(self, x, y, batch_size=batch_size, epochs=epochs,
+                                 validation_data=validation_data, shuffle=shuffle,
+                                 verbose=verbose, seed=seed, augment=augment,
+                                 callbacks=callbacks, explosion_guard=explosion_guard,
+                                 progress=progress, update_ratio_every=update_ratio_every)
 
     def evaluate(self, x, y, batch_size=32):
         """``[loss, *metrics]`` over ``(x, y)`` in inference mode (the loss alone
         when compiled without metrics)."""
         self._check_compiled("evaluate")
         self._ensure_built(x)
-        return _training.evaluate(self, x, y, batch_size=batch_size)
+        with fit_scope():
+            return _training.evaluate(self, x, y, batch_size=batch_size)
 
     def predict(self, x, batch_size=32, tta=None) -> np.ndarray:
         """Outputs for ``x`` in inference mode; ``tta=True`` (or a dict of
         :func:`fastcnn.augment.tta_views` options) averages over test-time views."""
         self._ensure_built(x)
-        return _training.predict(self, x, batch_size=batch_size, tta=tta)
+        with fit_scope():
+            return _training.predict(self, x, batch_size=batch_size, tta=tta)
 
     # ------------------------------------------------------------- config/IO
     def get_config(self) -> dict:

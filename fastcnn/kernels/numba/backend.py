@@ -30,19 +30,24 @@ With ``NUMBA_DISABLE_JIT=1`` everything runs as plain (slow) Python.
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 
-from fastcnn.kernels import _dispatch as _backend
+from fastcnn.kernels import _common
+from fastcnn.kernels._common import conv_work, single_threaded_blas, threads_for
 from fastcnn.kernels.geometry import WindowGeometry
 from fastcnn.kernels.numba import conv as _conv
 from fastcnn.kernels.numba import norm as _norm
 from fastcnn.kernels.numba import pool as _pool
 
 NAME = "numba"
+
+# A fork-safe threading layer before the first parallel launch, and SciPy's BLAS known to
+# the single-threaded-BLAS guard (see fastcnn/kernels/_common.py, rules 1 and 3).
+_common.choose_numba_threading_layer(numba)
+_common.refresh_blas_libraries()
 
 __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
@@ -74,45 +79,25 @@ def backend_info() -> dict:
     }
 
 
-#: A call with less work than this (elements touched; for conv, multiply-adds / 16) runs
-#: its parallel loops on one thread: waking a second one costs more than it saves, and on
-#: a busy machine a sleeping worker can hold up the call for a whole scheduler time slice
-#: (measured: batch norm (256, 512) 0.5 ms on 1 thread, 22 ms on 2 under load). Same rule
-#: and value as the compiled backend; results never depend on the thread count.
-GRAIN = 2**18
-
-
 @contextlib.contextmanager
 def _threads(work: int | None = None):
-    """Run Numba's parallel loops on ``fastcnn.get_num_threads()`` threads (bounded by
-    ``NUMBA_NUM_THREADS``, fixed when Numba starts; 1 when ``work`` < :data:`GRAIN`),
-    restoring the previous count."""
-    wanted = max(1, min(_backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if work is not None and work < GRAIN:
-        wanted = 1
-    previous = numba.get_num_threads()
-    if wanted == previous:
-        yield
-        return
-    numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    """Run Numba's parallel loops on :func:`~fastcnn.kernels._common.threads_for` threads
+    (bounded by ``NUMBA_NUM_THREADS``, fixed when Numba starts), holding the launch lock
+    (see ``_common.LAUNCH_LOCK``) and restoring this thread's previous Numba count."""
+    wanted = threads_for(work, limit=numba.config.NUMBA_NUM_THREADS)
+    with _common.LAUNCH_LOCK:
+        previous = numba.get_num_threads()
+        if wanted == previous:
+            yield
+            return
+        numba.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
-_workspace = threading.local()
-
-
-def _buffer(key: str, size: int, dtype) -> np.ndarray:
-    """A flat scratch array of ``size`` elements, reused across calls (per Python thread)."""
-    store = getattr(_workspace, "store", None)
-    if store is None:
-        store = _workspace.store = {}
-    buf = store.get((key, np.dtype(dtype)))
-    if buf is None or buf.size < size:
-        buf = store[(key, np.dtype(dtype))] = np.empty(size, dtype=dtype)
-    return buf[:size]
+_workspaces = _common.WorkspacePool()   # scratch arrays kept between calls
 
 
 def _chunk(per_image_elements: int, itemsize: int) -> int:
@@ -122,26 +107,6 @@ def _chunk(per_image_elements: int, itemsize: int) -> int:
 
 def _window_args(g: WindowGeometry):
     return g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow
-
-
-_blas_controller = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """Limit BLAS to one thread while our own threads each run GEMMs (``np.dot`` in
-    Numba calls SciPy's BLAS). Otherwise every GEMM would start BLAS threads on top of
-    ours, and BLAS threads spinning between calls steal the cores our threads need."""
-    global _blas_controller
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        yield
-        return
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    with _blas_controller.limit(limits=1, user_api="blas"):
-        yield
 
 
 def _is_pointwise(g: WindowGeometry) -> bool:
@@ -181,11 +146,12 @@ def _tile_rows(g: WindowGeometry, itemsize: int) -> int:
     return max(1, min(g.oh, COLUMN_TILE_BYTES // per_row))
 
 
-def _per_thread(key: str, elements: int, dtype) -> np.ndarray:
-    """A reused (T, elements) scratch array, one row per Numba thread (>= 1 column)."""
+def _per_thread(stack: contextlib.ExitStack, key: str, elements: int, dtype) -> np.ndarray:
+    """A reused (T, elements) scratch array, one row per Numba thread (>= 1 column),
+    borrowed from the workspace pool until ``stack`` closes."""
     t = numba.get_num_threads()
     elements = max(1, elements)
-    return _buffer(key, t * elements, dtype).reshape(t, elements)
+    return stack.enter_context(_workspaces.borrow(key, t * elements, dtype)).reshape(t, elements)
 
 
 def conv2d_forward(x, w, b, g: WindowGeometry):
@@ -198,9 +164,9 @@ def conv2d_forward(x, w, b, g: WindowGeometry):
     pointwise = _is_pointwise(g)
     rows = _tile_rows(g, x.itemsize)
     tiled = rows < g.oh and not pointwise
-    with _threads(g.n * f * g.oh * g.ow * k // 16), _single_threaded_blas():
-        cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, x.dtype)
-        obuf = _per_thread("obuf", f * rows * g.ow if tiled else 0, x.dtype)
+    with _threads(conv_work(g, f)), single_threaded_blas(), contextlib.ExitStack() as stack:
+        cols = _per_thread(stack, "cols", 0 if pointwise else k * rows * g.ow, x.dtype)
+        obuf = _per_thread(stack, "obuf", f * rows * g.ow if tiled else 0, x.dtype)
         _conv.conv_forward_kernel(x, w.reshape(f, k), b, out.reshape(g.n, f, -1), cols, obuf,
                                   rows, pointwise, *_window_args(g))
     return out, (x, w, g)
@@ -225,15 +191,16 @@ def conv2d_backward(dout, cache, need_dx=True):
     db64 = np.empty(f, dtype=np.float64)
     dw64 = np.zeros((f, k), dtype=np.float64)
     nb = min(g.n, _chunk(f * k, dtype.itemsize))
-    parts = _buffer("dw_parts", nb * f * k, dtype).reshape(nb, f, k)
     pointwise = _is_pointwise(g)
     rows = _tile_rows(g, dtype.itemsize)
     tiled = rows < g.oh and not pointwise
-    with _threads(g.n * f * g.oh * g.ow * k // 16), _single_threaded_blas():
+    with _threads(conv_work(g, f)), single_threaded_blas(), contextlib.ExitStack() as stack:
+        parts = stack.enter_context(_workspaces.borrow("dw_parts", nb * f * k, dtype))
+        parts = parts.reshape(nb, f, k)
         _conv.channel_sum_kernel(dout3, db64)
-        cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, dtype)
-        dbuf = _per_thread("dbuf", f * rows * g.ow if tiled else 0, dtype)
-        pbuf = _per_thread("pbuf", f * k if tiled else 0, dtype)
+        cols = _per_thread(stack, "cols", 0 if pointwise else k * rows * g.ow, dtype)
+        dbuf = _per_thread(stack, "dbuf", f * rows * g.ow if tiled else 0, dtype)
+        pbuf = _per_thread(stack, "pbuf", f * k if tiled else 0, dtype)
         for n0 in range(0, g.n, nb):
             m = min(nb, g.n - n0)
             _conv.conv_backward_kernel(x, w.reshape(f, k), dout3, dx, parts, cols, dbuf, pbuf,
