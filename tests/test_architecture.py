@@ -43,9 +43,6 @@ DEFERRABLE = {
 #: modules exempt from the import rules for now, and why (an entry whose module no longer
 #: breaks a rule fails too)
 IMPORT_EXCEPTIONS = {
-    "fastcnn.tools.bench": "being restructured with the fit benchmark (issue 9)",
-    "fastcnn.kernels.cython.backend": "thread runtime being rewritten (issue 9)",
-    "fastcnn.kernels.numba.backend": "thread runtime being rewritten (issue 9)",
 }
 
 MAX_MODULE_LINES = 450
@@ -53,10 +50,6 @@ MAX_FUNCTION_LINES = 60
 
 #: (path relative to the package, function name or None for the module) -> why it is longer
 EXCEPTIONS: dict[tuple[str, str | None], str] = {
-    ("tools/bench/report.py", None): "being split with the fit benchmark (issue 9)",
-    ("tools/bench/report.py", "_steps_section"): "being split with the fit benchmark",
-    ("tools/bench/report.py", "run_report"): "being split with the fit benchmark",
-    ("tools/bench/step_nets.py", "torch_twin"): "being split with the fit benchmark",
     ("tools/testing/__init__.py", None): "being split into compare/cases/check (issue 8)",
     ("kernels/cython/_kernels.pyx", None): "conv algorithm moving to csrc/fc_conv.c",
 }

@@ -41,6 +41,7 @@ import re
 import threading
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from fastcnn.kernels import _dispatch
 
@@ -144,13 +145,8 @@ class _BlasGuard:
 
     def _blas_libraries(self) -> list:
         if self.libraries is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:   # pragma: no cover - threadpoolctl is a dependency
-                self.libraries = []
-            else:
-                controller = ThreadpoolController().select(user_api="blas")
-                self.libraries = list(controller.lib_controllers)
+            controller = ThreadpoolController().select(user_api="blas")
+            self.libraries = list(controller.lib_controllers)
         return self.libraries
 
     def _limit(self, libraries) -> None:

@@ -24,6 +24,13 @@ from __future__ import annotations
 import shlex
 import sys
 
+from fastcnn.kernels._dispatch import get_backend
+from fastcnn.tools.bench import cases
+from fastcnn.tools.bench.fit import FitOptions, run_fit_bench
+from fastcnn.tools.bench.report import Options, run_report
+from fastcnn.tools.bench.steps import load_step_benchmarks
+from fastcnn.tools.bench.torch_ref import torch_available
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -90,10 +97,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from fastcnn.kernels._dispatch import get_backend
-    from fastcnn.tools.bench import cases
-    from fastcnn.tools.bench.report import Options, run_report
-
     if args.list_cases:
         for name, case in cases.CASES.items():
             print(f"{name:22s} {case.kernel:10s} {case.shape_text:40s} {case.note}")
@@ -125,7 +128,6 @@ def run(args) -> int:
         opts.directions = ("fwd+bwd",)
         opts.memory_batches = (8, 32)
         opts.memory_backends = [get_backend()]
-        from fastcnn.tools.bench.steps import load_step_benchmarks
         opts.steps = [n for n, b in load_step_benchmarks()[0].items() if b.quick]
     if args.cases:
         opts.cases = _names(args.cases)
@@ -147,10 +149,6 @@ def run(args) -> int:
 
 def _run_fit(args, threads, command) -> int:
     """``bench --fit``: whole epochs, fastcnn vs PyTorch (see :mod:`.fit`)."""
-    from fastcnn.kernels._dispatch import get_backend
-    from fastcnn.tools.bench.fit import FitOptions, run_fit_bench
-    from fastcnn.tools.bench.torch_ref import torch_available
-
     quick = args.quick
     try:
         opts = FitOptions(

@@ -121,7 +121,7 @@ def torch_training(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0):
     ``zero_grad``, forward, ``cross_entropy`` on the logits, ``backward``, ``step`` --
     and ``predict(x, batch)`` the softmax outputs under ``no_grad`` in eval mode."""
     import torch  # optional: only the PyTorch side of the benchmark needs it
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # (the same)
 
     net = torch_twin(build_model(name, seed)).train()
     batch = get_net(name).batch

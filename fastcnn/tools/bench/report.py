@@ -28,6 +28,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from fastcnn.kernels._dispatch import available_backends, get_backend
 from fastcnn.tools.bench import cases as C
@@ -328,8 +329,6 @@ def run_report(opts: Options, out=None) -> dict:
     """Measure everything ``opts`` asks for, print the markdown report to ``out``
     (stdout by default) and return every measurement as a dict (saved as JSON when
     ``opts.json_path`` is set)."""
-    from tqdm import tqdm
-
     out = out or sys.stdout
     _validate(opts)
     use_torch = opts.torch and torch_available()

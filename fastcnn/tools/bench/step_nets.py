@@ -30,6 +30,12 @@ from typing import Callable
 
 import numpy as np
 
+from fastcnn.common import random as _random
+from fastcnn.nn.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                               MaxPooling2D, ReLU)
+from fastcnn.optim.optimizers import Adam
+from fastcnn.train.loop import train_step
+from fastcnn.zoo import cifar10_net, mnist_net
 from fastcnn.tools.bench import steps as _steps
 from fastcnn.tools.bench.steps import StepBenchmark, register_step
 
@@ -48,17 +54,14 @@ class StepNet:
 
 
 def _cifar10():
-    from fastcnn.zoo import cifar10_net
     return cifar10_net(batch_norm=False)
 
 
 def _cifar10_bn():
-    from fastcnn.zoo import cifar10_net
     return cifar10_net(batch_norm=True)
 
 
 def _mnist():
-    from fastcnn.zoo import mnist_net
     return mnist_net()
 
 
@@ -89,8 +92,6 @@ def make_batch(name: str, batch: int | None = None, seed: int = 0):
 def build_model(name: str, seed: int = 0):
     """The fastcnn model, weights drawn after ``fastcnn.random.seed(seed)``, compiled
     with ``Adam()`` (Keras defaults) and sparse categorical cross-entropy, no metrics."""
-    from fastcnn.common import random as _random
-    from fastcnn.optim.optimizers import Adam
     _random.seed(seed)
     model = _net(name).factory()
     model.compile(optimizer=Adam(), loss="sparse_categorical_crossentropy", metrics=())
@@ -99,7 +100,6 @@ def build_model(name: str, seed: int = 0):
 
 def fastcnn_step(name: str, batch: int | None = None, seed: int = 0):
     """``step()`` -> loss: one fastcnn training step on a fixed batch (active backend)."""
-    from fastcnn.train.loop import train_step
     model = build_model(name, seed)
     x, y = make_batch(name, batch, seed)
 
@@ -133,7 +133,7 @@ def _twin_activation(layer, last) -> list:
 def _twin_conv(layer, last) -> list:
     """``nn.Conv2d`` (after ``nn.ZeroPad2d`` for Keras' asymmetric "same") + activation."""
     import torch  # optional: only the PyTorch twin needs it
-    from torch import nn
+    from torch import nn  # optional: only the PyTorch twin needs it
     (pt, pb), (pl, pr) = layer._pads
     f, c, kh, kw = layer.kernel.shape
     symmetric = pt == pb and pl == pr
@@ -151,7 +151,7 @@ def _twin_conv(layer, last) -> list:
 
 def _twin_dense(layer, last) -> list:
     import torch  # optional: only the PyTorch twin needs it
-    from torch import nn
+    from torch import nn  # optional: only the PyTorch twin needs it
     d_in, d_out = layer.kernel.shape
     lin = nn.Linear(d_in, d_out, bias=layer.use_bias)
     with torch.no_grad():
@@ -163,7 +163,7 @@ def _twin_dense(layer, last) -> list:
 
 def _twin_batchnorm(layer) -> list:
     import torch  # optional: only the PyTorch twin needs it
-    from torch import nn
+    from torch import nn  # optional: only the PyTorch twin needs it
     c = layer.input_shape[0]
     cls = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
     # Keras' momentum weighs the old statistic; PyTorch's the new one.
@@ -182,9 +182,6 @@ def torch_twin(model):
     current weights copied in. Handles the layers of the course nets: Conv2D (+relu),
     MaxPooling2D ("valid"), BatchNormalization, ReLU, Flatten, Dropout, Dense (+relu)."""
     from torch import nn  # optional: only the PyTorch twin needs it
-
-    from fastcnn.nn.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                                   MaxPooling2D, ReLU)
 
     mods = []
     layers = model.layers
@@ -216,8 +213,8 @@ def torch_twin(model):
 def torch_step(name: str, batch: int | None = None, seed: int = 0):
     """``step()`` -> loss: one PyTorch training step of the twin of the fastcnn net
     (same weights, batch and Adam hyper-parameters; Keras' ``epsilon=1e-7``)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # optional: only the PyTorch twin needs it
+    import torch.nn.functional as F  # (the same)
 
     net = torch_twin(build_model(name, seed)).train()
     x, y = make_batch(name, batch, seed)
@@ -248,7 +245,6 @@ def step_gemms(model, batch: int, input_grad: bool = False) -> list[dict]:
     "k", "n", "transposed", "flops"}]`` for ``(m, k) @ (k, n)``, ``transposed`` naming
     the operand that is a transposed view in a real step (``cols.T``, ``W.T``, ``x.T``).
     """
-    from fastcnn.nn.layers import Conv2D, Dense
     out = []
     first = True
     for layer in model.layers:

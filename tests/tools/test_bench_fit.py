@@ -16,7 +16,7 @@ import pytest
 
 from fastcnn.tools.bench import fit, fit_nets, fit_worker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_keras_course_mnist_net_has_keras_parameter_counts():
