@@ -27,6 +27,8 @@ takes ``((top, bottom), (left, right))`` for the asymmetric padding of Keras'
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fastcnn.kernels import _dispatch as _backend
@@ -95,6 +97,19 @@ def parse_padding(where: str, padding) -> tuple[int, int, int, int]:
 
 
 def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel"):
+    """The checked :class:`WindowGeometry` of a call. A layer calls with the same
+    arguments every step, so valid geometries are remembered (the simple version is
+    :func:`_new_window_geometry` every call); unhashable arguments (lists) skip the
+    memory."""
+    try:
+        return _remembered_geometry(where, tuple(x_shape), kh, kw, stride, padding, what)
+    except TypeError as err:
+        if "unhashable" not in str(err):
+            raise
+        return _new_window_geometry(where, x_shape, kh, kw, stride, padding, what)
+
+
+def _new_window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel"):
     sh, sw = to_pair(where, "stride", stride)
     top, bottom, left, right = parse_padding(where, padding)
     n, c, h, w = x_shape
@@ -106,6 +121,9 @@ def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel"):
             f"output would be empty."
         )
     return WindowGeometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right)
+
+
+_remembered_geometry = functools.lru_cache(maxsize=512)(_new_window_geometry)
 
 
 def _check_dout(where: str, dout, cache) -> np.ndarray:

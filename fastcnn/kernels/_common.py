@@ -105,15 +105,10 @@ class WorkspacePool:
         """Keep ``arr`` for the next :meth:`take` of ``name``."""
         self._arrays[(name, arr.dtype.str)] = arr
 
-    @contextlib.contextmanager
-    def borrow(self, name: str, size: int, dtype):
+    def borrow(self, name: str, size: int, dtype) -> "_Borrowed":
         """``with pool.borrow(name, size, dtype) as a:`` -- exactly ``size`` elements
         (at least 1) for the block, given back afterwards."""
-        arr = self.take(name, size, dtype)
-        try:
-            yield arr[:max(size, 1)]
-        finally:
-            self.give(name, arr)
+        return _Borrowed(self, name, size, dtype)
 
     def clear(self) -> None:
         """Drop every kept array (frees the memory)."""
@@ -122,6 +117,23 @@ class WorkspacePool:
     def nbytes(self) -> int:
         """Bytes kept right now."""
         return sum(arr.nbytes for arr in list(self._arrays.values()))
+
+
+class _Borrowed:
+    """The context manager of :meth:`WorkspacePool.borrow` (a small class rather than a
+    generator: it runs several times per kernel call)."""
+
+    __slots__ = ("pool", "name", "size", "dtype", "arr")
+
+    def __init__(self, pool: WorkspacePool, name: str, size: int, dtype):
+        self.pool, self.name, self.size, self.dtype = pool, name, size, dtype
+
+    def __enter__(self) -> np.ndarray:
+        self.arr = self.pool.take(self.name, self.size, self.dtype)
+        return self.arr[:max(self.size, 1)]
+
+    def __exit__(self, *exc) -> None:
+        self.pool.give(self.name, self.arr)
 
 
 # ------------------------------------------------------------ single-threaded BLAS
@@ -199,15 +211,17 @@ class _BlasGuard:
 _blas_guard = _BlasGuard()
 
 
-@contextlib.contextmanager
-def single_threaded_blas():
+class single_threaded_blas:   # noqa: N801 - used like a function: with single_threaded_blas()
     """Context manager: every BLAS library runs on one thread inside (threadpoolctl),
     restored when the last caller of any Python thread leaves. Nested and concurrent
-    use is safe."""
-    _blas_guard.enter()
-    try:
-        yield
-    finally:
+    use is safe. (A class, not a generator: it runs on every kernel call.)"""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _blas_guard.enter()
+
+    def __exit__(self, *exc) -> None:
         _blas_guard.exit()
 
 

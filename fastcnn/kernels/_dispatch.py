@@ -109,8 +109,25 @@ def available_backends() -> list[str]:
     return [name for name in BACKENDS if is_available(name)]
 
 
+_default_memo: tuple | None = None   # (what the answer depends on, backend name)
+
+
 def _default_backend() -> str:
+    """The backend when none was chosen in code. Asked on every kernel call, so the
+    answer is remembered as long as what it depends on is unchanged: the value of
+    ``FASTCNN_BACKEND`` and the registry (its modules, what imported, what failed)."""
+    global _default_memo
     env = os.environ.get("FASTCNN_BACKEND", "").strip()
+    key = (env, tuple(BACKENDS.values()), len(_modules), len(_import_errors))
+    memo = _default_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    name = _find_default_backend(env)
+    _default_memo = (key, name)
+    return name
+
+
+def _find_default_backend(env: str) -> str:
     if env:
         if env not in BACKENDS:
             raise ValueError(

@@ -25,6 +25,7 @@ right padding only decide ``OH``/``OW``, here, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["WindowGeometry", "output_size", "same_padding"]
 
@@ -77,11 +78,13 @@ class WindowGeometry:
     pad_left: int
     pad_right: int
 
-    @property
+    # cached_property: computed on first use and kept (the kernels read them many times
+    # per call); it writes the instance __dict__ directly, which a frozen dataclass allows
+    @cached_property
     def oh(self) -> int:
         return output_size(self.h, self.kh, self.sh, self.pad_top, self.pad_bottom)
 
-    @property
+    @cached_property
     def ow(self) -> int:
         return output_size(self.w, self.kw, self.sw, self.pad_left, self.pad_right)
 

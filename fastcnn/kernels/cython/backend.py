@@ -43,6 +43,8 @@ backward recomputes x-hat, so do not modify ``x`` in place between forward and b
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fastcnn.kernels import _common
@@ -108,7 +110,16 @@ def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
 
 def _conv_plan(g: WindowGeometry, f: int, dtype):
     """``(nb, slot, groups)``: images per block, workspace elements per thread slot, and
-    number of blocks, for :func:`conv2d_forward` / :func:`conv2d_backward`."""
+    number of blocks, for :func:`conv2d_forward` / :func:`conv2d_backward`. Remembered
+    per (geometry, filters, dtype) and the block settings: a layer asks the same every
+    step."""
+    return _remembered_plan(g, f, np.dtype(dtype), BLOCK_BYTES, GEMM_MIN_COLUMNS)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_plan(g: WindowGeometry, f: int, dtype, block_bytes, min_columns):
+    # block_bytes and min_columns are part of the key only: the plan reads the module
+    # settings, which a test may change
     nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize)
     p = g.oh * g.ow
     slot = 0 if _is_1x1(g) else (g.c * g.kh * g.kw + f) * nb * p
