@@ -42,22 +42,13 @@ DEFERRABLE = {
 
 #: modules exempt from the import rules for now, and why (an entry whose module no longer
 #: breaks a rule fails too)
-IMPORT_EXCEPTIONS = {
-    "fastcnn.tools.bench": "being restructured with the fit benchmark (issue 9)",
-    "fastcnn.kernels.cython.backend": "thread runtime being rewritten (issue 9)",
-    "fastcnn.kernels.numba.backend": "thread runtime being rewritten (issue 9)",
-}
+IMPORT_EXCEPTIONS: dict[str, str] = {}
 
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
 
 #: (path relative to the package, function name or None for the module) -> why it is longer
-EXCEPTIONS: dict[tuple[str, str | None], str] = {
-    ("tools/bench/report.py", None): "being split with the fit benchmark (issue 9)",
-    ("tools/bench/report.py", "_steps_section"): "being split with the fit benchmark",
-    ("tools/bench/report.py", "run_report"): "being split with the fit benchmark",
-    ("tools/bench/step_nets.py", "torch_twin"): "being split with the fit benchmark",
-}
+EXCEPTIONS: dict[tuple[str, str | None], str] = {}
 
 
 def _module_name(path: Path) -> str:
@@ -188,13 +179,15 @@ def test_function_level_imports_defer_something_heavy_and_say_why():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("prefix", sorted(IMPORT_EXCEPTIONS))
-def test_every_import_exception_is_still_needed(prefix):
-    modules = [m for m in MODULES if m == prefix or m.startswith(prefix + ".")]
-    assert modules, f"{prefix} no longer exists: remove it from IMPORT_EXCEPTIONS"
-    in_cycle = any(set(c) & set(modules) for c in _cycles(GRAPH))
-    assert in_cycle or any(_import_problems(m, MODULES[m]) for m in modules), \
-        f"{prefix} follows the import rules now: remove it from IMPORT_EXCEPTIONS"
+def test_every_import_exception_is_still_needed():
+    stale = []
+    for prefix in IMPORT_EXCEPTIONS:
+        modules = [m for m in MODULES if m == prefix or m.startswith(prefix + ".")]
+        in_cycle = any(set(c) & set(modules) for c in _cycles(GRAPH))
+        if not modules or not (in_cycle or any(_import_problems(m, MODULES[m])
+                                               for m in modules)):
+            stale.append(prefix)
+    assert not stale, f"follow the import rules now (remove from IMPORT_EXCEPTIONS): {stale}"
 
 
 def _sizes():
@@ -222,8 +215,7 @@ def test_modules_and_functions_are_short_enough():
                       + "\n".join(long))
 
 
-@pytest.mark.parametrize("key", sorted(EXCEPTIONS, key=str))
-def test_every_size_exception_is_still_needed(key):
+def test_every_size_exception_is_still_needed():
     sizes = dict(_sizes())
-    assert key in sizes, f"{key} no longer exists: remove it from EXCEPTIONS"
-    assert _too_long(key, sizes[key]), f"{key} is short enough now: remove it from EXCEPTIONS"
+    stale = [key for key in EXCEPTIONS if key not in sizes or not _too_long(key, sizes[key])]
+    assert not stale, f"short enough now (remove from EXCEPTIONS): {stale}"

@@ -38,6 +38,7 @@ __all__ = [
     "use_num_threads",
     "isolated_backend_state",
     "unavailable_reason",
+    "MAX_THREADS",
 ]
 
 #: Backend names, fastest first, with the module implementing each.
@@ -54,7 +55,7 @@ _HINTS = {
     "numpy": "",
 }
 
-_state = threading.local()          # per-thread stack of use_backend() overrides
+_state = threading.local()          # per-thread stacks of use_backend()/use_num_threads()
 _chosen: str | None = None           # set_backend()
 _modules: dict[str, object] = {}     # imported backend modules
 _import_errors: dict[str, BaseException] = {}
@@ -108,8 +109,25 @@ def available_backends() -> list[str]:
     return [name for name in BACKENDS if is_available(name)]
 
 
+_default_memo: tuple | None = None   # (what the answer depends on, backend name)
+
+
 def _default_backend() -> str:
+    """The backend when none was chosen in code. Asked on every kernel call, so the
+    answer is remembered as long as what it depends on is unchanged: the value of
+    ``FASTCNN_BACKEND`` and the registry (its modules, what imported, what failed)."""
+    global _default_memo
     env = os.environ.get("FASTCNN_BACKEND", "").strip()
+    key = (env, tuple(BACKENDS.values()), len(_modules), len(_import_errors))
+    memo = _default_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    name = _find_default_backend(env)
+    _default_memo = (key, name)
+    return name
+
+
+def _find_default_backend(env: str) -> str:
     if env:
         if env not in BACKENDS:
             raise ValueError(
@@ -158,39 +176,64 @@ def use_backend(name: str):
         stack.pop()
 
 
+#: Largest thread count accepted: 4 per core. More only adds OS threads and workspace
+#: (1024 threads once meant 1,026 OS threads and 738 MB of kept workspace).
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
+
 def get_num_threads() -> int:
-    """Threads the compiled and Numba kernels may use (default: ``OMP_NUM_THREADS``
-    if set, else every core)."""
-    if _num_threads is not None:
-        return _num_threads
+    """Threads the compiled and Numba kernels may use: the innermost
+    ``use_num_threads(...)`` block of this Python thread, else ``set_num_threads(...)``,
+    else ``OMP_NUM_THREADS`` if set (at most :data:`MAX_THREADS`), else every core."""
+    stack = getattr(_state, "threads", None)
+    if stack:
+        return stack[-1]
+    chosen = _num_threads             # one read: another thread may set it meanwhile
+    if chosen is not None:
+        return chosen
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), MAX_THREADS)
     return os.cpu_count() or 1
 
 
+def _check_threads(where: str, n) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{where}: n must be a positive int or None; got {n!r}.")
+    if n > MAX_THREADS:
+        raise ValueError(f"{where}: n = {n} is more than {MAX_THREADS} threads (4 per core "
+                         f"of this machine's {os.cpu_count()}); more threads than that only "
+                         f"add overhead and workspace memory.")
+
+
 def set_num_threads(n: int | None) -> None:
-    """Use ``n`` threads in the kernels (``None``: back to the default).
+    """Use ``n`` threads in the kernels (``None``: back to the default), for every
+    Python thread that is not inside a ``use_num_threads`` block.
 
     Results do not depend on the thread count: every kernel is written so that
-    its output is bitwise identical for any ``n``.
+    its output is bitwise identical for any ``n``. ``n`` may be at most
+    :data:`MAX_THREADS` (4 per core).
     """
     global _num_threads
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise ValueError(f"set_num_threads: n must be a positive int or None; got {n!r}.")
+    if n is not None:
+        _check_threads("set_num_threads", n)
     _num_threads = n
 
 
 @contextlib.contextmanager
 def use_num_threads(n: int):
-    """Context manager: ``set_num_threads(n)`` inside the ``with`` block."""
-    global _num_threads
-    previous = _num_threads
-    set_num_threads(n)
+    """Context manager: the kernels called by THIS Python thread use ``n`` threads inside
+    the ``with`` block (other threads are not affected, so concurrent blocks never
+    undo each other's setting)."""
+    _check_threads("use_num_threads", n)
+    stack = getattr(_state, "threads", None)
+    if stack is None:
+        stack = _state.threads = []
+    stack.append(n)
     try:
         yield n
     finally:
-        _num_threads = previous
+        stack.pop()
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ starting in the bottom padding would hold padding only, and is dropped)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -124,12 +125,14 @@ class WindowGeometry:
     dw: int = 1
     ceil_mode: bool = False
 
-    @property
+    # cached_property: computed on first use and kept (the kernels read them many times
+    # per call); it writes the instance __dict__ directly, which a frozen dataclass allows
+    @cached_property
     def oh(self) -> int:
         return output_size(self.h, self.kh, self.sh, self.pad_top, self.pad_bottom,
                            self.dh, self.ceil_mode)
 
-    @property
+    @cached_property
     def ow(self) -> int:
         return output_size(self.w, self.kw, self.sw, self.pad_left, self.pad_right,
                            self.dw, self.ceil_mode)

@@ -12,6 +12,7 @@ import numpy as np
 
 from fastcnn.common.keywords import reject_unknown
 from fastcnn.common.validation import check_float
+from fastcnn.kernels._common import fit_scope
 from fastcnn.train import edge
 from fastcnn.train import loop as _loop
 from fastcnn.train.step import train_step
@@ -108,12 +109,13 @@ class FitMixin:
         x, y = self._prepare(where, x, y, need_y=True)
         x, y, validation_data = self._validation(where, x, y, validation_split,
                                                  validation_data)
-        return _loop.fit(self, x, y, batch_size=32 if batch_size is None else batch_size,
-                         epochs=epochs, validation_data=validation_data, shuffle=shuffle,
-                         verbose=1 if verbose == "auto" else verbose, seed=seed,
-                         augment=augment, callbacks=callbacks,
-                         explosion_guard=explosion_guard, progress=progress,
-                         update_ratio_every=update_ratio_every)
+        with fit_scope():    # one thread runtime: BLAS on one thread, the kernels parallel
+            return _loop.fit(self, x, y, batch_size=32 if batch_size is None else batch_size,
+                             epochs=epochs, validation_data=validation_data, shuffle=shuffle,
+                             verbose=1 if verbose == "auto" else verbose, seed=seed,
+                             augment=augment, callbacks=callbacks,
+                             explosion_guard=explosion_guard, progress=progress,
+                             update_ratio_every=update_ratio_every)
 
     def evaluate(self, x, y=None, batch_size=None, verbose=0, return_dict=False, **unknown):
         """Loss (+ regularization penalties) and metrics over ``(x, y)`` in inference
@@ -124,8 +126,9 @@ class FitMixin:
         reject_unknown(where, unknown, FitMixin.evaluate)
         self._check_compiled("evaluate")
         x, y = self._prepare(where, x, y, need_y=True)
-        values = _loop.evaluate(self, x, y, batch_size=32 if batch_size is None else batch_size,
-                                as_dict=True)
+        with fit_scope():
+            values = _loop.evaluate(self, x, y, as_dict=True,
+                                    batch_size=32 if batch_size is None else batch_size)
         if verbose not in (0, "auto") and verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in values.items()), flush=True)
         if return_dict:
@@ -139,8 +142,9 @@ class FitMixin:
         averages over test-time views."""
         reject_unknown(f"{type(self).__name__}.predict", unknown, FitMixin.predict)
         x, _ = self._prepare(f"{type(self).__name__}.predict", x)
-        out = _loop.predict(self, x, batch_size=32 if batch_size is None else batch_size,
-                            tta=tta, verbose=verbose)
+        with fit_scope():
+            out = _loop.predict(self, x, batch_size=32 if batch_size is None else batch_size,
+                                tta=tta, verbose=verbose)
         return edge.output_to_user(self, out)
 
     def __call__(self, x, training: bool = False) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastcnn.kernels import _common
 from fastcnn import kernels as K
 from fastcnn.kernels import _dispatch as B
 from fastcnn.kernels.geometry import is_pointwise
@@ -90,9 +91,10 @@ def test_conv_workspace_is_reused(rng):
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     with B.use_backend("cython"):
         K.conv2d_forward(x, w, None, 1, 1)
-        first = cython_backend._workspaces[("conv_work", np.dtype(np.float32).str)]
+        first = cython_backend._workspaces.take("conv_work", 1, np.float32)
+        cython_backend._workspaces.give("conv_work", first)
         K.conv2d_forward(x, w, None, 1, 1)
-        assert cython_backend._workspaces[("conv_work", np.dtype(np.float32).str)] is first
+        assert cython_backend._workspaces.take("conv_work", 1, np.float32) is first
 
 
 def test_conv_workspace_does_not_grow_with_batch(rng):
@@ -118,7 +120,7 @@ def test_conv_workspace_does_not_grow_with_batch(rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_identical_for_1_and_2_threads(dtype, rng, monkeypatch):
-    monkeypatch.setattr(cython_backend, "GRAIN", 0)   # small shapes: really use 2 threads
+    monkeypatch.setattr(_common, "GRAIN", 0)   # small shapes: really use 2 threads
     x = rng.standard_normal((11, 16, 18, 18)).astype(dtype)
     w3 = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
     w1 = rng.standard_normal((80, 16, 1, 1)).astype(dtype)
@@ -213,9 +215,10 @@ def test_no_extension_build_installs_pure_python(tmp_path):
 
 def test_small_work_runs_on_one_thread():
     with B.use_num_threads(2):
-        assert cython_backend._threads(cython_backend.GRAIN - 1) == 1
-        assert cython_backend._threads(cython_backend.GRAIN) == 2
-        assert cython_backend._threads() == 2
+        assert _common.threads_for(_common.GRAIN - 1) == 1
+        assert _common.threads_for(_common.GRAIN) == 2
+        assert _common.threads_for() == 2
+        assert _common.threads_for(limit=1) == 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

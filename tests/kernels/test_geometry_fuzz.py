@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import fastcnn
 from fastcnn import kernels
+from fastcnn.kernels import _common
 from fastcnn.tools.testing import BatchNormCase, ConvCase, PoolCase, check_kernel, kernel_functions
 
 #: Examples per property: a few dozen in the ordinary test run (both fast backends,
@@ -35,9 +36,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None,
 def threads_split(fast_backend, monkeypatch):
     """Small work really runs on 2 threads when asked (the backends keep work below
     their GRAIN on one thread)."""
-    module = fastcnn.backend.backend_module(fast_backend)
-    if hasattr(module, "GRAIN"):
-        monkeypatch.setattr(module, "GRAIN", 1)
+    fastcnn.backend.backend_module(fast_backend)
+    monkeypatch.setattr(_common, "GRAIN", 1)   # the grain rule of both fast backends
     return fast_backend
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import fastcnn
 from fastcnn import kernels
-from fastcnn.kernels import _dispatch
+from fastcnn.kernels import _common, _dispatch
 from fastcnn.tools.gradcheck import numeric_gradient, relative_error
 
 import _helpers as H
@@ -108,7 +108,8 @@ def _run_everything(backend, threads, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_pooling_identical_for_1_and_2_threads(fast_backend, dtype, monkeypatch):
     # below GRAIN a backend runs on one thread whatever it is asked: lower it
-    monkeypatch.setattr(_dispatch.backend_module(fast_backend), "GRAIN", 1)
+    _dispatch.backend_module(fast_backend)      # imported (its threading set up) first
+    monkeypatch.setattr(_common, "GRAIN", 1)
     one = _run_everything(fast_backend, 1, dtype)
     two = _run_everything(fast_backend, 2, dtype)
     for name in one:

@@ -10,6 +10,7 @@ import pytest
 
 import fastcnn
 from fastcnn import kernels
+from fastcnn.kernels import _common
 
 
 def run_all(backend, threads, rng_seed, dtype):
@@ -67,8 +68,8 @@ def run_all(backend, threads, rng_seed, dtype):
 def test_results_identical_for_1_and_2_threads(fast_backend, dtype, monkeypatch):
     # The backends run work below GRAIN elements on one thread whatever was asked; lower
     # the grain so these small shapes really are split across 2 threads.
-    module = fastcnn.backend.backend_module(fast_backend)
-    monkeypatch.setattr(module, "GRAIN", 1)
+    fastcnn.backend.backend_module(fast_backend)
+    monkeypatch.setattr(_common, "GRAIN", 1)
     one = run_all(fast_backend, 1, 7, dtype)
     two = run_all(fast_backend, 2, 7, dtype)
     for name in one:

@@ -95,6 +95,8 @@ typedef void (*fc_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, 
 /* Build information: 1 when compiled with OpenMP, and omp_get_max_threads() (or 1). */
 int fc_openmp_enabled(void);
 int fc_max_threads(void);
+/* Free the calling thread's OpenMP thread pool (before fork()); 0 on success. */
+int fc_openmp_release(void);
 
 #define FC_DECLARE_KERNELS(SUF, T, GEMM)                                                          \
     /* cols[(c*KH+i)*KW+j, (n*OH+oh)*OW+ow] = x_pad[n, c, oh*SH+i*DH, ow*SW+j*DW] (0 in    \

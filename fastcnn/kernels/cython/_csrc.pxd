@@ -29,6 +29,7 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
 
     int fc_openmp_enabled() noexcept
     int fc_max_threads() noexcept
+    int fc_openmp_release() noexcept
 
     # im2col / col2im (csrc/fc_im2col_impl.h)
     int fc_im2col_f32(const float *x, float *cols, const fc_geom *g, int n_threads) noexcept

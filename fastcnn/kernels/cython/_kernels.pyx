@@ -46,6 +46,11 @@ def max_threads():
     return fc_max_threads()
 
 
+def openmp_release():
+    """Free this thread's OpenMP thread pool (before a fork); 0 on success."""
+    return fc_openmp_release()
+
+
 # ------------------------------------------------------------------ im2col / col2im
 
 

@@ -31,7 +31,7 @@ threadpoolctl during the call (no oversubscription).
 Workspace: ``n_threads`` slots of one block's ``cols`` + ``buf`` (``(C*KH*KW + F) * nb*OH*OW``
 elements each) plus the ``R`` partials of dW (``R * F*C*KH*KW``): bounded by the thread
 count and the layer's size, never by N. The slots are kept between calls (reused, so no
-page faults on fresh memory every call; see ``_take``).
+page faults on fresh memory every call; see ``WorkspacePool`` in ``_common``).
 
 A 1x1 kernel with stride 1 and no padding needs no im2col: ``x[n]`` seen as (C, H*W) IS the
 column matrix, so ``out[n] = W2 @ x[n]`` is one GEMM per image straight into NCHW.
@@ -44,14 +44,19 @@ backward recomputes x-hat, so do not modify ``x`` in place between forward and b
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-from fastcnn.kernels import _dispatch as _backend
+from fastcnn.kernels import _common
+from fastcnn.kernels._common import conv_work, single_threaded_blas, threads_for
 from fastcnn.kernels.geometry import WindowGeometry, is_depthwise, is_pointwise, is_pool2x2
-from fastcnn.kernels.cython import _kernels  # ImportError here = extension not built -> backend missing
-from fastcnn.kernels.cython import _avgpool
+
+# Loading the extension loads libgomp, which reads its wait policy right then (see
+# fastcnn/kernels/_common.py, rule 2). ImportError here = extension not built -> the
+# backend is reported missing.
+with _common.openmp_environment():
+    from fastcnn.kernels.cython import _avgpool, _kernels
+_common.register_fork_release(_kernels.openmp_release)
+_common.refresh_blas_libraries()     # SciPy's BLAS (our GEMMs) is loaded by now
 
 NAME = "cython"
 
@@ -70,8 +75,7 @@ GEMM_MIN_COLUMNS = 256
 MAX_RUNS = 8
 
 _INT32_MAX = 2**31 - 1   # scipy's BLAS takes 32-bit int dimensions
-_controller = None
-_workspaces: dict = {}   # (name, dtype) -> a flat array kept between calls (see _take)
+_workspaces = _common.WorkspacePool()   # conv workspaces kept between calls
 
 
 def backend_info() -> dict:
@@ -79,34 +83,9 @@ def backend_info() -> dict:
     return {
         "openmp": _kernels.openmp_enabled(),
         "max_threads": _kernels.max_threads(),
+        "openmp_wait_policy": _common.openmp_policy(),
         "conv_block_bytes": BLOCK_BYTES,
     }
-
-
-#: A call with less work than this (elements touched; for conv, multiply-adds / 16) runs
-#: on one thread: waking and joining a second one costs more than it saves, badly so on a
-#: busy machine (PyTorch's parallel_for has the same kind of grain size). Results do not
-#: depend on the thread count, so this changes only the speed.
-GRAIN = 2**18
-
-
-def _threads(work: int | None = None) -> int:
-    """``fastcnn.backend.get_num_threads()``, or 1 when ``work`` is below :data:`GRAIN`."""
-    n = max(1, int(_backend.get_num_threads()))
-    return 1 if work is not None and work < GRAIN else n
-
-
-def _blas_threads(n: int):
-    """Context manager: BLAS uses ``n`` threads inside (threadpoolctl), restored after.
-    The conv calls use ``n = 1``: the parallelism is ours (see the module docstring)."""
-    global _controller
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=n, user_api="blas")
 
 
 def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
@@ -120,22 +99,6 @@ def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
     per_image = (g.c * g.kh * g.kw + f) * p * itemsize
     want = -(-GEMM_MIN_COLUMNS // p)
     return int(max(1, min(max(g.n, 1), want, BLOCK_BYTES // per_image)))
-
-
-def _take(name: str, size: int, dtype) -> np.ndarray:
-    """A flat workspace of at least ``size`` elements, reused across calls: allocating
-    fresh memory every call costs page faults (15-20% of a step here). ``dict.pop`` is
-    atomic, so two Python threads never get the same array (the second allocates)."""
-    key = (name, np.dtype(dtype).str)
-    arr = _workspaces.pop(key, None)
-    if arr is None or arr.size < size:
-        arr = np.empty(max(size, 1), dtype=dtype)
-    return arr
-
-
-def _give(name: str, arr: np.ndarray) -> None:
-    """Return a workspace taken with :func:`_take` for the next call."""
-    _workspaces[(name, arr.dtype.str)] = arr
 
 
 def _conv_plan(g: WindowGeometry, f: int, dtype):
@@ -161,7 +124,7 @@ def im2col(x, g: WindowGeometry):
     x_pad[n, c, oh*SH + i*DH, ow*SW + j*DW]``."""
     cols = np.empty(g.cols_shape, dtype=x.dtype)
     if g.n > 0:
-        _kernels.im2col(x, cols, g, _threads())
+        _kernels.im2col(x, cols, g, threads_for())
     return cols
 
 
@@ -169,13 +132,13 @@ def col2im(cols, g: WindowGeometry):
     """Adjoint of :func:`im2col` (overlapping windows sum; padding is dropped)."""
     x = np.empty(g.input_shape, dtype=cols.dtype)
     if g.n > 0:
-        _kernels.col2im(cols, x, g, _threads())
+        _kernels.col2im(cols, x, g, threads_for())
     return x
 
 
 def _conv_threads(g: WindowGeometry, f: int, groups: int) -> int:
-    """Threads for a convolution: its multiply-adds / 16 against :data:`GRAIN`."""
-    return _threads(g.n * f * g.oh * g.ow * (g.c // groups) * g.kh * g.kw // 16)
+    """Threads for a convolution: its multiply-adds / 16 against ``_common.GRAIN``."""
+    return threads_for(conv_work(g, f, groups))
 
 
 def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
@@ -190,13 +153,8 @@ def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
         _kernels.depthwise_forward(x, w, b, out, g, nt)
         return out, (x, w, g, groups)
     nb, slot, _ = _conv_plan(g, f, x.dtype)
-    work = _take("conv_work", nt * slot, x.dtype)
-    try:
-        with _blas_threads(1):
-            _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, groups, is_pointwise(g),
-                                    nt)
-    finally:
-        _give("conv_work", work)
+    with _workspaces.borrow("conv_work", nt * slot, x.dtype) as work, single_threaded_blas():
+        _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, groups, is_pointwise(g), nt)
     return out, (x, w, g, groups)
 
 
@@ -221,18 +179,13 @@ def conv2d_backward(dout, cache, need_dx=True):
         return (dx if need_dx else None), dw64.astype(dout.dtype), db.astype(dout.dtype)
     nb, slot, nblocks = _conv_plan(g, f, x.dtype)
     runs = min(nblocks, MAX_RUNS)
-    work = _take("conv_work", nt * slot, x.dtype)
-    parts = _take("conv_dw_parts", runs * w.size, x.dtype)
     db_parts = np.empty((runs, f), dtype=np.float64)
-    try:
-        with _blas_threads(1):
-            _kernels.conv2d_backward(dout, x, w, dx, dw, db,
-                                     parts[:runs * w.size].reshape(runs, w.size),
-                                     db_parts, work, slot, g, nb, groups, is_pointwise(g), nt,
-                                     need_dx)
-    finally:
-        _give("conv_work", work)
-        _give("conv_dw_parts", parts)
+    with _workspaces.borrow("conv_work", nt * slot, x.dtype) as work, \
+            _workspaces.borrow("conv_dw_parts", runs * w.size, x.dtype) as parts, \
+            single_threaded_blas():
+        _kernels.conv2d_backward(dout, x, w, dx, dw, db, parts.reshape(runs, w.size),
+                                 db_parts, work, slot, g, nb, groups, is_pointwise(g), nt,
+                                 need_dx)
     return (dx if need_dx else None), dw, db.astype(dout.dtype)
 
 
@@ -245,11 +198,11 @@ def maxpool2d_forward(x, g: WindowGeometry):
     if is_pool2x2(g):
         code = np.empty(out.shape, dtype=np.int8)
         if g.n > 0:
-            _kernels.maxpool2x2_forward(x, out, code, g, _threads(x.size))
+            _kernels.maxpool2x2_forward(x, out, code, g, threads_for(x.size))
         return out, (code, g)
     argmax = np.empty((g.n, g.c, g.oh, g.ow), dtype=np.int64)
     if g.n > 0:
-        _kernels.maxpool2d_forward(x, out, argmax, g, _threads(x.size))
+        _kernels.maxpool2d_forward(x, out, argmax, g, threads_for(x.size))
     return out, (argmax, g)
 
 
@@ -272,9 +225,9 @@ def maxpool2d_backward(dout, cache):
     dx = np.empty(g.input_shape, dtype=dout.dtype)
     if g.n > 0:
         if where.dtype == np.int8:
-            _kernels.maxpool2x2_backward(dout, where, dx, g, _threads(dx.size))
+            _kernels.maxpool2x2_backward(dout, where, dx, g, threads_for(dx.size))
         else:
-            _kernels.maxpool2d_backward(dout, where, dx, g, _threads(dx.size))
+            _kernels.maxpool2d_backward(dout, where, dx, g, threads_for(dx.size))
     return dx
 
 
@@ -284,7 +237,7 @@ def avgpool2d_forward(x, win):
     out = np.empty(win.output_shape, dtype=x.dtype)
     if win.n > 0:
         _avgpool.avgpool2d_forward(x, win.divisor.astype(x.dtype), out, win,
-                                   _threads(x.size))
+                                   threads_for(x.size))
     return out, win
 
 
@@ -293,7 +246,7 @@ def avgpool2d_backward(dout, win):
     dx = np.empty(win.input_shape, dtype=dout.dtype)
     if win.n > 0:
         _avgpool.avgpool2d_backward(dout, win.divisor.astype(dout.dtype), dx, win,
-                                    _threads(dx.size))
+                                    threads_for(dx.size))
     return dx
 
 
@@ -308,7 +261,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         out = np.empty_like(x)
         if x.size:   # statistics and normalisation, channel by channel (one pass over memory)
             _kernels.batchnorm_forward_train(x, gamma, beta, float(eps), mean, var, invstd,
-                                             out, _threads(x.size))
+                                             out, threads_for(x.size))
         else:
             invstd = 1.0 / np.sqrt(var + eps)
         # the reference's expression, so the update rounds exactly as it does
@@ -320,7 +273,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         invstd = 1.0 / np.sqrt(var + eps)   # the C kernel computes it the same way
         out = np.empty_like(x)
         if x.size:
-            _kernels.batchnorm_apply(x, gamma, beta, mean, invstd, out, _threads(x.size))
+            _kernels.batchnorm_apply(x, gamma, beta, mean, invstd, out, threads_for(x.size))
     return out, (x, gamma, mean, invstd, bool(training))
 
 
@@ -335,5 +288,5 @@ def batchnorm_backward(dout, cache):
     dbeta = np.zeros(c, dtype=np.float64)
     if dout.size:
         _kernels.batchnorm_backward(dout, x, gamma, mean, invstd, dx, dgamma, dbeta,
-                                    training, _threads(x.size))
+                                    training, threads_for(x.size))
     return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)

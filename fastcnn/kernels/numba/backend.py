@@ -37,12 +37,18 @@ import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 
-from fastcnn.kernels import _dispatch as _backend
+from fastcnn.kernels import _common
+from fastcnn.kernels._common import conv_work, single_threaded_blas, threads_for
 from fastcnn.kernels.geometry import WindowGeometry, is_depthwise, is_pointwise, is_pool2x2
 from fastcnn.kernels.numba import conv as _conv
 from fastcnn.kernels.numba import depthwise as _depthwise
 from fastcnn.kernels.numba import norm as _norm
 from fastcnn.kernels.numba import pool as _pool
+
+# A fork-safe threading layer before the first parallel launch, and SciPy's BLAS known to
+# the single-threaded-BLAS guard (see fastcnn/kernels/_common.py, rules 1 and 3).
+_common.choose_numba_threading_layer(numba)
+_common.refresh_blas_libraries()
 
 NAME = "numba"
 
@@ -77,31 +83,22 @@ def backend_info() -> dict:
     }
 
 
-#: A call with less work than this (elements touched; for conv, multiply-adds / 16) runs
-#: its parallel loops on one thread: waking a second one costs more than it saves, and on
-#: a busy machine a sleeping worker can hold up the call for a whole scheduler time slice
-#: (measured: batch norm (256, 512) 0.5 ms on 1 thread, 22 ms on 2 under load). Same rule
-#: and value as the compiled backend; results never depend on the thread count.
-GRAIN = 2**18
-
-
 @contextlib.contextmanager
 def _threads(work: int | None = None):
-    """Run Numba's parallel loops on ``fastcnn.get_num_threads()`` threads (bounded by
-    ``NUMBA_NUM_THREADS``, fixed when Numba starts; 1 when ``work`` < :data:`GRAIN`),
-    restoring the previous count."""
-    wanted = max(1, min(_backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if work is not None and work < GRAIN:
-        wanted = 1
-    previous = numba.get_num_threads()
-    if wanted == previous:
-        yield
-        return
-    numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    """Run Numba's parallel loops on :func:`~fastcnn.kernels._common.threads_for` threads
+    (bounded by ``NUMBA_NUM_THREADS``, fixed when Numba starts), holding the launch lock
+    (see ``_common.LAUNCH_LOCK``) and restoring this thread's previous Numba count."""
+    wanted = threads_for(work, limit=numba.config.NUMBA_NUM_THREADS)
+    with _common.LAUNCH_LOCK:
+        previous = numba.get_num_threads()
+        if wanted == previous:
+            yield
+            return
+        numba.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 _workspace = threading.local()
@@ -125,26 +122,6 @@ def _chunk(per_image_elements: int, itemsize: int) -> int:
 
 def _window_args(g: WindowGeometry):
     return g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow, g.dh, g.dw
-
-
-_blas_controller = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """Limit BLAS to one thread while our own threads each run GEMMs (``np.dot`` in
-    Numba calls SciPy's BLAS). Otherwise every GEMM would start BLAS threads on top of
-    ours, and BLAS threads spinning between calls steal the cores our threads need."""
-    global _blas_controller
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        yield
-        return
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    with _blas_controller.limit(limits=1, user_api="blas"):
-        yield
 
 
 # --------------------------------------------------------------------------- im2col
@@ -185,11 +162,6 @@ def _per_thread(key: str, elements: int, dtype) -> np.ndarray:
     return _buffer(key, t * elements, dtype).reshape(t, elements)
 
 
-def _conv_work(g: WindowGeometry, f: int, groups: int) -> int:
-    """Multiply-adds / 16 of a convolution, the work measure of :func:`_threads`."""
-    return g.n * f * g.oh * g.ow * (g.c // groups) * g.kh * g.kw // 16
-
-
 def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
     """``out[n] = w2 @ cols_n + b`` (one product per group) with ``w2 = w.reshape(F,
     C/G*KH*KW)`` and ``cols_n`` the ``(C*KH*KW, OH*OW)`` columns of image n, one image per
@@ -199,13 +171,13 @@ def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
     if g.n == 0:
         return out, (x, w, g, groups)
     if is_depthwise(g, groups):
-        with _threads(_conv_work(g, f, groups)):
+        with _threads(conv_work(g, f, groups)):
             _depthwise.forward_kernel(x, w, b, out, *_window_args(g))
         return out, (x, w, g, groups)
     pointwise = is_pointwise(g)
     rows = _tile_rows(g, x.itemsize)
     tiled = rows < g.oh and not pointwise
-    with _threads(_conv_work(g, f, groups)), _single_threaded_blas():
+    with _threads(conv_work(g, f, groups)), single_threaded_blas():
         cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, x.dtype)
         obuf = _per_thread("obuf", f * rows * g.ow if tiled else 0, x.dtype)
         _conv.conv_forward_kernel(x, w.reshape(f, kg), b, out.reshape(g.n, f, -1), cols, obuf,
@@ -232,7 +204,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     db64 = np.empty(f, dtype=np.float64)
     if is_depthwise(g, groups):
         dw64 = np.empty(w.shape, dtype=np.float64)
-        with _threads(_conv_work(g, f, groups)):
+        with _threads(conv_work(g, f, groups)):
             _conv.channel_sum_kernel(dout3, db64)
             _depthwise.backward_kernel(dout, x, w, dx, dw64, need_dx, *_window_args(g))
         return (dx if need_dx else None), dw64.astype(dtype), db64.astype(dtype)
@@ -242,7 +214,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     pointwise = is_pointwise(g)
     rows = _tile_rows(g, dtype.itemsize)
     tiled = rows < g.oh and not pointwise
-    with _threads(_conv_work(g, f, groups)), _single_threaded_blas():
+    with _threads(conv_work(g, f, groups)), single_threaded_blas():
         _conv.channel_sum_kernel(dout3, db64)
         cols = _per_thread("cols", 0 if pointwise else k * rows * g.ow, dtype)
         dbuf = _per_thread("dbuf", f * rows * g.ow if tiled else 0, dtype)

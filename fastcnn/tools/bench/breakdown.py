@@ -103,10 +103,10 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
 
 def plot_breakdown(rows: list[dict], path: str) -> None:
     """Stacked horizontal bars, one per (case, backend, threads), saved as a PNG."""
-    import matplotlib
+    import matplotlib  # optional and heavy: only --plot needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # (after choosing the file-only Agg backend)
 
     labels = [f"{r['case']} {r['backend']} {r['threads']}t" for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))

@@ -19,8 +19,10 @@ import os
 import platform
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from fastcnn.tools.bench.timing import median, pinned_threads, time_call
+from fastcnn.tools.config import config_info
 
 __all__ = ["measure_gemm", "measure_bandwidth", "machine_info"]
 
@@ -63,10 +65,6 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict:
     """Static facts: CPU, core count, library versions, BLAS libraries, backends."""
-    from threadpoolctl import threadpool_info
-
-    from fastcnn.tools.config import config_info
-
     info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "load_avg": os.getloadavg()}
     try:
         info.update({k: v for k, v in config_info().items() if k != "blas"})

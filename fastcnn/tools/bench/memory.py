@@ -35,6 +35,10 @@ import subprocess
 import sys
 import tracemalloc
 
+from fastcnn import kernels
+from fastcnn.kernels._dispatch import use_backend
+from fastcnn.tools.bench.cases import get_case, make_inputs
+
 __all__ = ["measure_in_subprocess", "measure_here"]
 
 
@@ -63,10 +67,6 @@ def _high_water_bytes(reset: bool) -> int:
 
 def measure_here(case_name: str, n: int, backend: str) -> dict:
     """Measure in *this* process (use :func:`measure_in_subprocess` from a report)."""
-    from fastcnn import kernels
-    from fastcnn.kernels._dispatch import use_backend
-    from fastcnn.tools.bench.cases import get_case, make_inputs
-
     case = dataclasses.replace(get_case(case_name), n=n)
     with use_backend(backend):
         # Warm up on a 1-image, 1-channel, 1-filter variant: it compiles what Numba

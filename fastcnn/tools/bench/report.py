@@ -28,21 +28,23 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
-from fastcnn.kernels._dispatch import available_backends, get_backend, use_backend
+from fastcnn.kernels._dispatch import available_backends, get_backend
 from fastcnn.tools.bench import cases as C
-from fastcnn.tools.bench.breakdown import PHASES, conv_breakdown, plot_breakdown
 from fastcnn.tools.bench.machine import machine_info, measure_bandwidth, measure_gemm
-from fastcnn.tools.bench.memory import measure_in_subprocess
+from fastcnn.tools.bench.report_sections import (WORKSPACE_BUDGET_MB, breakdown_section,
+                                                 memory_section)
+from fastcnn.tools.bench.report_steps import steps_section
 from fastcnn.tools.bench.steps import load_step_benchmarks
+from fastcnn.tools.bench.tables import fmt as _fmt
+from fastcnn.tools.bench.tables import ms as _ms
+from fastcnn.tools.bench.tables import table as _table
 from fastcnn.tools.bench.targets import TARGET_DIRECTION, TARGET_THREADS, TARGETS, judge
 from fastcnn.tools.bench.timing import median, pinned_threads, time_interleaved
 from fastcnn.tools.bench.torch_ref import torch_available, torch_callable, torch_outputs
 
 __all__ = ["Options", "run_report", "WORKSPACE_BUDGET_MB"]
-
-#: BENCHMARKS.md: "conv workspace bounded by a fixed budget (e.g. 64 MB), not by batch size".
-WORKSPACE_BUDGET_MB = 64.0
 
 
 @dataclass
@@ -188,28 +190,12 @@ def _add_ratios(rows):
 # ------------------------------------------------------------------------ formatting
 
 
-def _fmt(value, spec=".2f", none="-"):
-    return none if value is None else format(value, spec)
-
-
-def _ms(value):
-    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
-
-
 def _target_cell(row):
     cells = []
     for v in row.get("targets", []):
         verdict = {True: "met", False: "MISSED", None: "n/a"}[v["met"]]
         cells.append(f"{v['target']}: {verdict}")
     return "; ".join(cells) or ""
-
-
-def _table(header, lines, out):
-    print("| " + " | ".join(header) + " |", file=out)
-    print("|" + "|".join("---" for _ in header) + "|", file=out)
-    for line in lines:
-        print("| " + " | ".join(str(c) for c in line) + " |", file=out)
-    print(file=out)
 
 
 def _print_kernel_tables(rows, out):
@@ -281,201 +267,13 @@ def _target_summary(rows, opts, out):
 # ------------------------------------------------------------------------ sections
 
 
-def _memory_section(opts, out, progress):
-    backends = opts.memory_backends or list(opts.backends)
-    results = []
-    for backend in backends:
-        for n in opts.memory_batches:
-            progress.set_postfix_str(f"memory {backend} N={n}")
-            results.append(measure_in_subprocess(opts.memory_case, n, backend,
-                                                 max(opts.threads)))
-            progress.update(1)
-    case = C.get_case(opts.memory_case)
-    shape = case.shape_text.split(" ", 1)[1]          # drop "N=..": N is what varies
-    print(f"## Peak memory of one conv2d forward + backward ({shape}, N varied; "
-          f"a fresh process each)\n", file=out)
-    print("workspace = peak - inputs - outputs - grads; traced = NumPy allocations "
-          "(tracemalloc), RSS = process high-water mark (every allocation, C included).\n",
-          file=out)
-    lines = []
-    for m in results:
-        if "error" in m:
-            lines.append([m["backend"], m["n"], "-", "-", "-", "-", "-", m["error"]])
-            continue
-        lines.append([m["backend"], m["n"], f"{m['inputs_mb']:.0f}",
-                      f"{m['outputs_grads_mb']:.0f}", f"{m['traced_peak_mb']:.0f}",
-                      f"{m['workspace_traced_mb']:.1f}",
-                      f"{m['rss_peak_mb'] - m['rss_before_mb']:.0f}",
-                      f"{m['workspace_rss_mb']:.1f}"])
-    _table(["backend", "N", "inputs MB", "outputs+grads MB", "traced peak MB",
-            "workspace (traced) MB", "RSS growth MB", "workspace (RSS) MB"], lines, out)
-    verdicts = []
-    for backend in backends:
-        ok = [m for m in results if m["backend"] == backend and "error" not in m]
-        if len(ok) < 2:
-            continue
-        small, large = ok[0], ok[-1]
-        worst = max(large["workspace_traced_mb"], large["workspace_rss_mb"])
-        growth = worst - max(small["workspace_traced_mb"], small["workspace_rss_mb"])
-        verdict = ("met" if worst <= WORKSPACE_BUDGET_MB else "MISSED")
-        verdicts.append({"backend": backend, "workspace_mb": worst, "growth_mb": growth,
-                         "verdict": verdict})
-        print(f"- {backend}: workspace {worst:.1f} MB at N={large['n']} (grows by "
-              f"{growth:+.1f} MB from N={small['n']}); target <= {WORKSPACE_BUDGET_MB:g} MB "
-              f"(bounded, not by batch size): {verdict}", file=out)
-    print(file=out)
-    return {"measurements": results, "verdicts": verdicts}
-
-
-def _breakdown_section(opts, out, progress, errors):
-    rows = []
-    conv_cases = [C.get_case(n) for n in opts.cases if C.get_case(n).kernel == "conv2d"
-                  and C.get_case(n).groups == 1 and C.get_case(n).dilation == 1]
-    threads = max(opts.threads)
-    for case in conv_cases:
-        for backend in opts.backends:
-            progress.set_postfix_str(f"breakdown {case.name} {backend}")
-            try:
-                rows.append(conv_breakdown(case, backend, threads, repeats=opts.repeats))
-            except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                errors.append(f"breakdown {case.name} {backend}: {type(exc).__name__}: {exc}")
-            progress.update(1)
-    print(f"## Where conv2d forward + backward time goes ({threads} threads, ms)\n", file=out)
-    print("Phases timed separately on the same shapes (module fastcnn.bench.breakdown): "
-          "im2col/col2im through the backend on a chunk of n_chunk images and scaled to N; "
-          "GEMMs with NumPy on the same chunk; other = total - the rest.\n", file=out)
-    lines = [[r["case"], r["backend"], _ms(r["total_ms"])]
-             + [_ms(r["phases_ms"][p]) if p != "other" else f"{r['phases_ms'][p]:.3g}"
-                for p in PHASES]
-             + [r["n_chunk"], r["im2col_count"]] for r in rows]
-    _table(["case", "backend", "total"] + list(PHASES) + ["n_chunk", "im2col x"], lines, out)
-    if opts.plot and rows:
-        plot_breakdown(rows, opts.plot)
-        print(f"(stacked bars saved to {opts.plot})\n", file=out)
-    return rows
-
-
-def _step_callable(backend, build):
-    """Build one step (untimed) and return it; a fastcnn backend's step runs inside
-    ``use_backend`` on every call (~40 us, a small fraction of any step here), so the
-    steps of all backends can be timed interleaved."""
-    if backend in ("gemms", "torch"):
-        return build()
-    with use_backend(backend):
-        step = build()
-
-    def run():
-        with use_backend(backend):
-            return step()
-    return run
-
-
-def _steps_section(opts, use_torch, out, progress, errors):
-    """Time every registered training step (:mod:`fastcnn.bench.steps`) per thread count;
-    the rounds of all backends, ``gemms`` and ``torch`` of one step are interleaved."""
-    registry, import_errors = load_step_benchmarks()
-    print("## Training steps\n", file=out)
-    if not registry:
-        print("No step benchmarks registered (see fastcnn/bench/steps.py: register_step"
-              + (f"; import errors: {import_errors}" if import_errors else "") + ").\n",
-              file=out)
-        return []
-    errors.extend(f"step module {e}" for e in import_errors)
-    benches = [b for b in registry.values() if opts.steps is None or b.name in opts.steps]
-    rows, checks = [], {}
-    for bench in benches:
-        if use_torch and bench.check is not None:
-            progress.set_postfix_str(f"step {bench.name} check")
-            try:
-                with pinned_threads(max(opts.threads)):
-                    checks[bench.name] = bench.check()
-            except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                errors.append(f"step {bench.name} check: {type(exc).__name__}: {exc}")
-        builders = [(b, bench.build) for b in opts.backends]
-        if bench.build_gemms is not None:
-            builders.append(("gemms", bench.build_gemms))
-        if use_torch and bench.build_torch is not None:
-            builders.append(("torch", bench.build_torch))
-        for threads in opts.threads:
-            progress.set_postfix_str(f"step {bench.name} {threads}t")
-            fns = {}
-            with pinned_threads(threads):
-                for backend, build in builders:
-                    try:
-                        fns[backend] = _step_callable(backend, build)
-                    except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                        errors.append(f"step {bench.name} {backend} {threads}t: "
-                                      f"{type(exc).__name__}: {exc}")
-                try:
-                    all_times = time_interleaved(fns, repeats=opts.repeats,
-                                                 warmup=opts.warmup)
-                except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                    errors.append(f"step {bench.name} {threads}t: {type(exc).__name__}: {exc}")
-                    all_times = {}
-            del fns
-            for backend, times in all_times.items():
-                rows.append({"step": bench.name, "description": bench.description,
-                             "backend": backend, "threads": threads,
-                             "median_ms": median(times) * 1e3,
-                             "times_ms": [t * 1e3 for t in times]})
-            progress.update(1)
-    index = {(r["step"], r["backend"], r["threads"]): r["median_ms"] for r in rows}
-    lines = []
-    for r in rows:
-        bench = registry[r["step"]]
-        vs_torch = (r["median_ms"] / index[(r["step"], "torch", r["threads"])]
-                    if (r["step"], "torch", r["threads"]) in index and r["backend"] != "torch"
-                    else None)
-        vs_gemms = (r["median_ms"] / index[(r["step"], "gemms", r["threads"])]
-                    if (r["step"], "gemms", r["threads"]) in index and r["backend"] != "gemms"
-                    else None)
-        r.update(vs_torch=vs_torch, vs_gemms=vs_gemms)
-        verdicts = []
-        if r["backend"] == "cython" and r["threads"] == TARGET_THREADS:
-            for limit, value, what in ((bench.max_vs_torch, vs_torch, "x torch"),
-                                       (bench.max_vs_gemms, vs_gemms, "x GEMMs")):
-                if limit is not None:
-                    ok = None if value is None else value <= limit
-                    verdicts.append(f"{what} <= {limit:g}: "
-                                    + {True: "met", False: "MISSED", None: "n/a"}[ok])
-        r["targets"] = verdicts
-        lines.append([r["step"], r["backend"], r["threads"], _ms(r["median_ms"]),
-                      _fmt(vs_torch), _fmt(vs_gemms), "; ".join(verdicts)])
-    for bench in benches:
-        print(f"- {bench.name}: {bench.description}", file=out)
-    print("\nOne step = forward, loss, backward, optimizer update on a fixed batch; "
-          "gemms = the step's matrix products alone (np.matmul, out= preallocated); "
-          "x torch / x GEMMs = this time / that one (same step, threads). PyTorch runs in "
-          "the same process as fastcnn: at 2 threads each OpenMP pool spin-waits after its "
-          "parallel regions and can slow the other (measured here: torch's MNIST step 34 ms "
-          "with OMP_WAIT_POLICY=passive, 40-110 ms without), so read x torch at 2 threads "
-          "as possibly flattering fastcnn (a lower bound of the ratio).\n", file=out)
-    _table(["step", "backend", "thr", "median ms", "x torch", "x GEMMs", "target"], lines, out)
-    if checks:
-        print("First-step loss, fastcnn (default backend) vs the PyTorch twin, same weights "
-              "and batch:\n", file=out)
-        for name, c in checks.items():
-            print(f"- {name}: {c['fastcnn']:.6f} vs {c['torch']:.6f} (relative "
-                  f"{c['rel_error']:.1e}): {'ok' if c['ok'] else 'FAIL'}", file=out)
-            for r in rows:
-                if r["step"] == name:
-                    r["check"] = c
-        print(file=out)
-    return rows
-
-
 # ------------------------------------------------------------------------ the report
 
 
-def run_report(opts: Options, out=None) -> dict:
-    """Measure everything ``opts`` asks for, print the markdown report to ``out``
-    (stdout by default) and return every measurement as a dict (saved as JSON when
-    ``opts.json_path`` is set)."""
-    from tqdm import tqdm
-
-    out = out or sys.stdout
+def _validate(opts: Options) -> None:
+    """Unknown case, backend or step names fail before anything is measured."""
     for name in opts.cases:
-        C.get_case(name)          # unknown names fail before anything is measured
+        C.get_case(name)
     unknown = [b for b in opts.backends if b not in available_backends()]
     if unknown:
         raise ValueError(f"bench: backends must be among the available ones "
@@ -486,6 +284,54 @@ def run_report(opts: Options, out=None) -> dict:
         if unknown:
             raise ValueError(f"bench: steps must be among the registered ones "
                              f"{sorted(registry)}; got {unknown}.")
+
+
+def _machine_limits(opts: Options, progress) -> dict:
+    """This machine's float32 GEMM rate per thread count and its memory bandwidth."""
+    progress.set_postfix_str("machine limits")
+    machine = {"info": machine_info(), "gemm": {}}
+    machine["bandwidth"] = measure_bandwidth(opts.bandwidth_mb, repeats=max(opts.repeats, 5))
+    progress.update(1)
+    for threads in opts.threads:
+        machine["gemm"][threads] = measure_gemm(threads, opts.gemm_size,
+                                                repeats=max(opts.repeats, 5))
+        progress.update(1)
+    return machine
+
+
+def _print_header(opts: Options, machine: dict, use_torch: bool, started, out) -> None:
+    """Title, command, machine and settings, and the machine-limits table."""
+    info = machine["info"]
+    print(f"# fastcnn benchmark report ({started:%Y-%m-%d %H:%M})\n", file=out)
+    if opts.command:
+        print(f"command: `{opts.command}`\n", file=out)
+    blas = ", ".join(f"{p['internal_api']} {p['version']}" for p in info["blas"]
+                     if p.get("user_api") == "blas") or "unknown BLAS"
+    print(f"- machine: {info['cpu']}, {info['cores']} cores; load average at start "
+          f"{info['load_avg'][0]:.2f}", file=out)
+    print(f"- NumPy {info.get('numpy')} ({blas}); PyTorch "
+          f"{info['torch'] if use_torch else 'not used'}; backends timed: "
+          f"{', '.join(opts.backends)} (default here: {get_backend()})", file=out)
+    print(f"- float32; median of {opts.repeats} rounds after {opts.warmup} warm-up calls; "
+          f"threads {','.join(map(str, opts.threads))}, pinned per measurement "
+          f"(threadpoolctl + fastcnn.use_num_threads + numba/torch set_num_threads)\n",
+          file=out)
+    print("## Machine limits (measured in this run)\n", file=out)
+    lines = [[f"float32 GEMM, {t} thread{'s' * (t > 1)}", f"{g['gflops']:.1f} GFLOP/s",
+              f"np.matmul {g['size']}^3, out= preallocated"]
+             for t, g in machine["gemm"].items()]
+    bw = machine["bandwidth"]
+    lines.append(["memory bandwidth", f"{bw['gbs']:.1f} GB/s",
+                  f"np.copyto of {bw['megabytes']} MB, read + write counted"])
+    _table(["limit", "measured", "how"], lines, out)
+
+
+def run_report(opts: Options, out=None) -> dict:
+    """Measure everything ``opts`` asks for, print the markdown report to ``out``
+    (stdout by default) and return every measurement as a dict (saved as JSON when
+    ``opts.json_path`` is set)."""
+    out = out or sys.stdout
+    _validate(opts)
     use_torch = opts.torch and torch_available()
     plan = _plan(opts, use_torch)
     total = (len(plan) * len(opts.threads) + len(opts.threads) + 1
@@ -496,38 +342,8 @@ def run_report(opts: Options, out=None) -> dict:
     started = datetime.datetime.now()
     with tqdm(total=total, file=sys.stderr, disable=not opts.progress, unit="meas",
               dynamic_ncols=True) as progress:
-        progress.set_postfix_str("machine limits")
-        machine = {"info": machine_info(), "gemm": {}}
-        machine["bandwidth"] = measure_bandwidth(opts.bandwidth_mb, repeats=max(opts.repeats, 5))
-        progress.update(1)
-        for threads in opts.threads:
-            machine["gemm"][threads] = measure_gemm(threads, opts.gemm_size,
-                                                    repeats=max(opts.repeats, 5))
-            progress.update(1)
-
-        info = machine["info"]
-        print(f"# fastcnn benchmark report ({started:%Y-%m-%d %H:%M})\n", file=out)
-        if opts.command:
-            print(f"command: `{opts.command}`\n", file=out)
-        blas = ", ".join(f"{p['internal_api']} {p['version']}" for p in info["blas"]
-                         if p.get("user_api") == "blas") or "unknown BLAS"
-        print(f"- machine: {info['cpu']}, {info['cores']} cores; load average at start "
-              f"{info['load_avg'][0]:.2f}", file=out)
-        print(f"- NumPy {info.get('numpy')} ({blas}); PyTorch "
-              f"{info['torch'] if use_torch else 'not used'}; backends timed: "
-              f"{', '.join(opts.backends)} (default here: {get_backend()})", file=out)
-        print(f"- float32; median of {opts.repeats} rounds after {opts.warmup} warm-up calls; "
-              f"threads {','.join(map(str, opts.threads))}, pinned per measurement "
-              f"(threadpoolctl + fastcnn.use_num_threads + numba/torch set_num_threads)\n",
-              file=out)
-        print("## Machine limits (measured in this run)\n", file=out)
-        lines = [[f"float32 GEMM, {t} thread{'s' * (t > 1)}", f"{g['gflops']:.1f} GFLOP/s",
-                  f"np.matmul {g['size']}^3, out= preallocated"]
-                 for t, g in machine["gemm"].items()]
-        bw = machine["bandwidth"]
-        lines.append(["memory bandwidth", f"{bw['gbs']:.1f} GB/s",
-                      f"np.copyto of {bw['megabytes']} MB, read + write counted"])
-        _table(["limit", "measured", "how"], lines, out)
+        machine = _machine_limits(opts, progress)
+        _print_header(opts, machine, use_torch, started, out)
 
         errors = []
         rows = _measure_kernels(opts, machine, use_torch, progress, errors)
@@ -543,9 +359,9 @@ def run_report(opts: Options, out=None) -> dict:
                   file=out)
             _table(["case", "backend", "target", "measured", "verdict"], summary, out)
 
-        breakdown = _breakdown_section(opts, out, progress, errors) if opts.breakdown else []
-        memory = _memory_section(opts, out, progress) if opts.memory else None
-        steps = _steps_section(opts, use_torch, out, progress, errors)
+        breakdown = breakdown_section(opts, out, progress, errors) if opts.breakdown else []
+        memory = memory_section(opts, out, progress) if opts.memory else None
+        steps = steps_section(opts, use_torch, out, progress, errors)
 
     if errors:
         print("## Errors (these were not timed)\n", file=out)

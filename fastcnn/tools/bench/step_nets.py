@@ -25,9 +25,19 @@ drawn from ``numpy.random.default_rng(seed)``; weights are drawn after
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
+
+from fastcnn.common import random as _random
+from fastcnn.nn.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                               MaxPooling2D, ReLU)
+from fastcnn.optim.optimizers import Adam
+from fastcnn.train.loop import train_step
+from fastcnn.zoo import cifar10_net, mnist_net
+from fastcnn.tools.bench import steps as _steps
+from fastcnn.tools.bench.steps import StepBenchmark, register_step
 
 __all__ = ["StepNet", "NETS", "make_batch", "build_model", "fastcnn_step", "torch_twin",
            "torch_step", "step_gemms", "gemms_step", "check_first_loss"]
@@ -44,17 +54,14 @@ class StepNet:
 
 
 def _cifar10():
-    from fastcnn.zoo import cifar10_net
     return cifar10_net(batch_norm=False)
 
 
 def _cifar10_bn():
-    from fastcnn.zoo import cifar10_net
     return cifar10_net(batch_norm=True)
 
 
 def _mnist():
-    from fastcnn.zoo import mnist_net
     return mnist_net()
 
 
@@ -85,8 +92,6 @@ def make_batch(name: str, batch: int | None = None, seed: int = 0):
 def build_model(name: str, seed: int = 0):
     """The fastcnn model, weights drawn after ``fastcnn.random.seed(seed)``, compiled
     with ``Adam()`` (Keras defaults) and sparse categorical cross-entropy, no metrics."""
-    from fastcnn.common import random as _random
-    from fastcnn.optim.optimizers import Adam
     _random.seed(seed)
     model = _net(name).factory()
     model.compile(optimizer=Adam(), loss="sparse_categorical_crossentropy", metrics=())
@@ -95,7 +100,6 @@ def build_model(name: str, seed: int = 0):
 
 def fastcnn_step(name: str, batch: int | None = None, seed: int = 0):
     """``step()`` -> loss: one fastcnn training step on a fixed batch (active backend)."""
-    from fastcnn.train.loop import train_step
     model = build_model(name, seed)
     x, y = make_batch(name, batch, seed)
 
@@ -108,75 +112,98 @@ def fastcnn_step(name: str, batch: int | None = None, seed: int = 0):
 # --------------------------------------------------------------------------- PyTorch
 
 
+def _tensor(a):
+    import torch  # optional: only the PyTorch twin needs it
+    return torch.from_numpy(np.ascontiguousarray(a)).clone()
+
+
+def _twin_activation(layer, last) -> list:
+    """The torch module of a layer's fused activation ([] for none or a final softmax,
+    which ``F.cross_entropy`` applies to the logits)."""
+    from torch import nn  # optional: only the PyTorch twin needs it
+    name = getattr(layer, "activation", None)
+    if name in (None, "linear") or (name == "softmax" and last):
+        return []
+    if name == "relu":
+        return [nn.ReLU()]
+    raise ValueError(f"torch_twin: activation {name!r} of layer {layer.name!r} is not "
+                     f"supported; expected None, 'relu' or a final 'softmax'.")
+
+
+def _twin_conv(layer, last) -> list:
+    """``nn.Conv2d`` (after ``nn.ZeroPad2d`` for Keras' asymmetric "same") + activation."""
+    import torch  # optional: only the PyTorch twin needs it
+    from torch import nn  # optional: only the PyTorch twin needs it
+    (pt, pb), (pl, pr) = layer._pads
+    f, c, kh, kw = layer.kernel.shape
+    symmetric = pt == pb and pl == pr
+    # Keras' "same" with an odd total puts the extra row/column at the bottom/right;
+    # nn.Conv2d pads both sides equally, so pad first.
+    mods = [] if symmetric else [nn.ZeroPad2d((pl, pr, pt, pb))]
+    conv = nn.Conv2d(c, f, (kh, kw), stride=layer.strides,
+                     padding=(pt, pl) if symmetric else 0, bias=layer.use_bias)
+    with torch.no_grad():
+        conv.weight.copy_(_tensor(layer.kernel.data))
+        if layer.use_bias:
+            conv.bias.copy_(_tensor(layer.bias.data))
+    return mods + [conv] + _twin_activation(layer, last)
+
+
+def _twin_dense(layer, last) -> list:
+    import torch  # optional: only the PyTorch twin needs it
+    from torch import nn  # optional: only the PyTorch twin needs it
+    d_in, d_out = layer.kernel.shape
+    lin = nn.Linear(d_in, d_out, bias=layer.use_bias)
+    with torch.no_grad():
+        lin.weight.copy_(_tensor(layer.kernel.data.T))
+        if layer.use_bias:
+            lin.bias.copy_(_tensor(layer.bias.data))
+    return [lin] + _twin_activation(layer, last)
+
+
+def _twin_batchnorm(layer) -> list:
+    import torch  # optional: only the PyTorch twin needs it
+    from torch import nn  # optional: only the PyTorch twin needs it
+    c = layer.input_shape[0]
+    cls = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
+    # Keras' momentum weighs the old statistic; PyTorch's the new one.
+    bn = cls(c, eps=layer.epsilon, momentum=1.0 - layer.momentum)
+    with torch.no_grad():
+        bn.weight.copy_(_tensor(layer.gamma.data))
+        bn.bias.copy_(_tensor(layer.beta.data))
+        bn.running_mean.copy_(_tensor(layer.state["moving_mean"]))
+        bn.running_var.copy_(_tensor(layer.state["moving_variance"]))
+    return [bn]
+
+
 def torch_twin(model):
     """A ``torch.nn.Sequential`` computing the same function as the fastcnn ``model``
     up to its logits (a final softmax is left to ``F.cross_entropy``), with the model's
     current weights copied in. Handles the layers of the course nets: Conv2D (+relu),
-    MaxPooling2D ("valid"), BatchNormalization, ReLU, Flatten, Dense (+relu)."""
-    import torch
-    from torch import nn
-
-    from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
-
-    def tensor(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).clone()
-
-    def activation(layer, last):
-        name = getattr(layer, "activation", None)
-        if name in (None, "linear") or (name == "softmax" and last):
-            return []
-        if name == "relu":
-            return [nn.ReLU()]
-        raise ValueError(f"torch_twin: activation {name!r} of layer {layer.name!r} is not "
-                         f"supported; expected None, 'relu' or a final 'softmax'.")
+    MaxPooling2D ("valid"), BatchNormalization, ReLU, Flatten, Dropout, Dense (+relu)."""
+    from torch import nn  # optional: only the PyTorch twin needs it
 
     mods = []
     layers = model.layers
     for i, layer in enumerate(layers):
         last = i == len(layers) - 1
         if isinstance(layer, Conv2D):
-            (pt, pb), (pl, pr) = layer._pads
-            f, c, kh, kw = layer.kernel.shape
-            symmetric = pt == pb and pl == pr
-            if not symmetric:
-                # Keras' "same" with an odd total puts the extra row/column at the
-                # bottom/right; nn.Conv2d pads both sides equally, so pad first.
-                mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
-            conv = nn.Conv2d(c, f, (kh, kw), stride=layer.strides,
-                             padding=(pt, pl) if symmetric else 0, bias=layer.use_bias)
-            with torch.no_grad():
-                conv.weight.copy_(tensor(layer.kernel.data))
-                if layer.use_bias:
-                    conv.bias.copy_(tensor(layer.bias.data))
-            mods += [conv] + activation(layer, last)
+            mods += _twin_conv(layer, last)
         elif isinstance(layer, Dense):
-            d_in, d_out = layer.kernel.shape
-            lin = nn.Linear(d_in, d_out, bias=layer.use_bias)
-            with torch.no_grad():
-                lin.weight.copy_(tensor(layer.kernel.data.T))
-                if layer.use_bias:
-                    lin.bias.copy_(tensor(layer.bias.data))
-            mods += [lin] + activation(layer, last)
+            mods += _twin_dense(layer, last)
         elif isinstance(layer, MaxPooling2D):
             if layer.padding != "valid":
                 raise ValueError(f"torch_twin: MaxPooling2D {layer.name!r} must use "
                                  f"padding='valid'; got {layer.padding!r}.")
             mods.append(nn.MaxPool2d(layer.pool_size, layer.strides))
         elif isinstance(layer, BatchNormalization):
-            c = layer.input_shape[0]
-            cls = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
-            # Keras' momentum weighs the old statistic; PyTorch's the new one.
-            bn = cls(c, eps=layer.epsilon, momentum=1.0 - layer.momentum)
-            with torch.no_grad():
-                bn.weight.copy_(tensor(layer.gamma.data))
-                bn.bias.copy_(tensor(layer.beta.data))
-                bn.running_mean.copy_(tensor(layer.state["moving_mean"]))
-                bn.running_var.copy_(tensor(layer.state["moving_variance"]))
-            mods.append(bn)
+            mods += _twin_batchnorm(layer)
         elif isinstance(layer, ReLU):
             mods.append(nn.ReLU())
         elif isinstance(layer, Flatten):
             mods.append(nn.Flatten())
+        elif isinstance(layer, Dropout):
+            mods.append(nn.Dropout(layer.rate))
         else:
             raise ValueError(f"torch_twin: layer {type(layer).__name__} {layer.name!r} has no "
                              f"PyTorch twin here.")
@@ -186,8 +213,8 @@ def torch_twin(model):
 def torch_step(name: str, batch: int | None = None, seed: int = 0):
     """``step()`` -> loss: one PyTorch training step of the twin of the fastcnn net
     (same weights, batch and Adam hyper-parameters; Keras' ``epsilon=1e-7``)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # optional: only the PyTorch twin needs it
+    import torch.nn.functional as F  # (the same)
 
     net = torch_twin(build_model(name, seed)).train()
     x, y = make_batch(name, batch, seed)
@@ -218,7 +245,6 @@ def step_gemms(model, batch: int, input_grad: bool = False) -> list[dict]:
     "k", "n", "transposed", "flops"}]`` for ``(m, k) @ (k, n)``, ``transposed`` naming
     the operand that is a transposed view in a real step (``cols.T``, ``W.T``, ``x.T``).
     """
-    from fastcnn.nn.layers import Conv2D, Dense
     out = []
     first = True
     for layer in model.layers:
@@ -283,11 +309,7 @@ def check_first_loss(name: str, batch: int | None = None, seed: int = 0,
 
 
 def _register() -> None:
-    """Put the three nets into :data:`fastcnn.bench.steps.STEP_BENCHMARKS` (once)."""
-    from functools import partial
-
-    from fastcnn.tools.bench.steps import STEP_BENCHMARKS, StepBenchmark, register_step
-
+    """Put the three nets into :data:`fastcnn.tools.bench.steps.STEP_BENCHMARKS` (once)."""
     specs = {
         "cifar10_b256": ("course CIFAR-10 net, batch 256, one Adam step", 0.7, 1.3, False),
         "cifar10_bn_b256": ("course CIFAR-10 net + BatchNormalization after each conv, "
@@ -295,7 +317,7 @@ def _register() -> None:
         "mnist_b100": ("course MNIST net, batch 100, one Adam step", 0.6, None, True),
     }
     for name, (text, vs_torch, vs_gemms, quick) in specs.items():
-        if name in STEP_BENCHMARKS:
+        if name in _steps.STEP_BENCHMARKS:
             continue
         register_step(StepBenchmark(
             name, text, build=partial(fastcnn_step, name),

@@ -15,8 +15,10 @@ name (suggested)          network
                           Dense(200->10), Adam; batch 100. Target <= 0.6x PyTorch.
 ========================  =====================================================
 
-The three above are registered by :mod:`fastcnn.bench.step_nets` (listed in
-:data:`STEP_MODULES`), which also holds their PyTorch twins and GEMMs-alone baselines.
+The three above are registered by :mod:`fastcnn.tools.bench.step_nets` (listed in
+:data:`STEP_MODULES` and imported by :func:`load_step_benchmarks`; it imports this
+module, never the other way round), which also holds their PyTorch twins and GEMMs-alone
+baselines.
 This module defines how a step benchmark plugs into the report. To add one::
 
     from fastcnn.bench.steps import StepBenchmark, register_step
@@ -95,7 +97,3 @@ def load_step_benchmarks() -> tuple[dict[str, StepBenchmark], list[str]]:
             errors.append(f"{module}: {err}")
     return STEP_BENCHMARKS, errors
 
-
-# The course nets register themselves when imported; imported here (last: it uses the
-# names above) so the registry is filled as soon as this module is.
-from fastcnn.tools.bench import step_nets as _step_nets  # noqa: E402,F401

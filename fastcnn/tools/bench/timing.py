@@ -22,6 +22,8 @@ import statistics
 import sys
 import time
 
+from threadpoolctl import threadpool_limits
+
 from fastcnn.kernels._dispatch import use_num_threads
 
 __all__ = ["pinned_threads", "time_call", "time_interleaved", "median"]
@@ -30,8 +32,6 @@ __all__ = ["pinned_threads", "time_call", "time_interleaved", "median"]
 @contextlib.contextmanager
 def pinned_threads(n: int):
     """Run the ``with`` block with every thread pool limited to ``n`` threads."""
-    from threadpoolctl import threadpool_limits
-
     restore = []
     numba = sys.modules.get("numba")
     if numba is not None:

@@ -34,8 +34,8 @@ def torch_available() -> bool:
 def _graph(case, inp, requires_grad: bool):
     """Build tensors and a function ``forward() -> out``; return ``(forward, leaves)``
     where ``leaves`` are the tensors gradients are taken for, in fastcnn's order."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # optional: only the PyTorch comparison needs it
+    import torch.nn.functional as F  # (the same)
 
     def tensor(name):
         return torch.from_numpy(inp[name]).requires_grad_(requires_grad)
@@ -77,7 +77,7 @@ def _graph(case, inp, requires_grad: bool):
 
 def torch_callable(case, direction: str, inp: dict):
     """A no-argument function running ``direction`` of ``case`` in PyTorch."""
-    import torch
+    import torch  # optional: only the PyTorch comparison needs it
 
     dout = torch.from_numpy(inp["dout"])
     if direction == "fwd":
@@ -102,7 +102,7 @@ def torch_callable(case, direction: str, inp: dict):
 
 def torch_outputs(case, direction: str, inp: dict) -> tuple:
     """What ``direction`` produces in PyTorch, as NumPy arrays in fastcnn's order."""
-    import torch
+    import torch  # optional: only the PyTorch comparison needs it
 
     forward, leaves = _graph(case, inp, requires_grad=direction != "fwd")
     if direction == "fwd":
