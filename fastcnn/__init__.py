@@ -14,6 +14,8 @@ see :mod:`fastcnn._compat`.
 """
 
 import importlib
+import os
+import warnings
 
 from fastcnn import _compat
 from fastcnn import kernels
@@ -26,6 +28,7 @@ from fastcnn.common.version import __version__
 from fastcnn.data import augment, datasets, preprocessing
 from fastcnn.data.datasets import DatasetNotFoundError
 from fastcnn.data.datasets import load as load_dataset
+from fastcnn.kernels import _diagnose
 from fastcnn.kernels._dispatch import (
     available_backends,
     get_backend,
@@ -63,6 +66,12 @@ from fastcnn.train.loop import History, TrainingDivergedError
 from fastcnn.train.model import Sequential, load_model
 
 _compat.install()
+
+# Running from a clone's root imports this source folder, not the installed package:
+# say so (once, here) when it has no compiled extension, rather than run slowly.
+_source_tree_problem = _diagnose.source_tree_problem(os.path.dirname(os.path.abspath(__file__)))
+if _source_tree_problem is not None:
+    warnings.warn(_source_tree_problem, FastCNNWarning, stacklevel=2)
 
 #: tool modules imported on first attribute access: name -> module
 _LAZY_MODULES = {
