@@ -85,6 +85,7 @@ def _warn(message):
 def _build_failed(message):
     """A failed build: fatal under FASTCNN_REQUIRE_EXTENSION=1, otherwise a loud warning
     (the package installs without its "cython" backend and runs on Numba/NumPy)."""
+    message = textwrap.dedent(message).strip()
     if _flag("FASTCNN_REQUIRE_EXTENSION"):
         _warn(message + "\nFASTCNN_REQUIRE_EXTENSION=1: the install fails.")
         raise SystemExit("fastcnn: the compiled extension could not be built "
