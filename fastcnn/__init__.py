@@ -83,6 +83,7 @@ _LAZY_MODULES = {
     "bench": "fastcnn.tools.bench",
     "config": "fastcnn.tools.config",
     "tuning": "fastcnn.tuning",
+    "interop": "fastcnn.interop",
 }
 
 
@@ -105,7 +106,7 @@ __all__ = [
     # modules
     "augment", "callbacks", "datasets", "diagnostics", "models", "zoo", "gradcheck",
     "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
-    "regularizers", "schedules", "plot", "testing", "tuning",
+    "regularizers", "schedules", "plot", "testing", "tuning", "interop",
     # models and training
     "Sequential", "load_model", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",

@@ -53,16 +53,19 @@ def keras_weight_path(class_name: str, used: dict) -> str:
     return f"layers/{name}/vars"
 
 
-def _unsupported(layer_cfg, what: str):
+def _unsupported(layer_cfg, what: str, supported: str = ""):
     return NotImplementedError(f"load_keras: layer {layer_cfg['config'].get('name')!r} "
-                               f"({layer_cfg['class_name']}): {what} is not supported.")
+                               f"({layer_cfg['class_name']}): {what} is not supported"
+                               + (f"; fastcnn supports {supported}." if supported else "."))
 
 
 def _require(layer_cfg, key, allowed):
+    """``config[key]`` (lists as tuples) when it is one of ``allowed``, else the error."""
     value = layer_cfg["config"].get(key, allowed[0])
     value = tuple(value) if isinstance(value, list) else value
     if value not in allowed:
-        raise _unsupported(layer_cfg, f"{key}={value!r} (fastcnn has {allowed})")
+        raise _unsupported(layer_cfg, f"{key}={value!r}",
+                           " or ".join(f"{key}={a!r}" for a in allowed))
     return value
 
 

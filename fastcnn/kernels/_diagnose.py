@@ -73,7 +73,7 @@ def missing_backend_advice(name: str, error: BaseException | None,
         if tree is not None:
             return (f"imported from the source tree {package_dir}, which has no built "
                     f"extension", "run `fastcnn config` (the installed command) or Python "
-                    f"from another folder, or build here: pip install -e .")
+                    "from another folder, or build here: pip install -e .")
         return ("the compiled extension was not built when fastcnn was installed (no C "
                 "compiler found, a build error, or FASTCNN_NO_EXTENSION=1)",
                 "install a C compiler (Debian/Ubuntu: apt-get install gcc python3-dev; "

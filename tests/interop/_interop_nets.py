@@ -18,9 +18,7 @@ from fastcnn.nn.layers import (
     PReLU,
     ReLU,
     Residual,
-    Sigmoid,
     Softmax,
-    Tanh,
 )
 from fastcnn.train.model import Sequential
 
