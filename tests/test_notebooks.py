@@ -5,8 +5,7 @@ import glob
 import os
 
 import pytest
-
-import fastcnn
+from _helpers import subprocess_env
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -26,9 +25,7 @@ def test_examples_have_notebooks():
 def test_notebook_runs_without_errors(path, tmp_path, monkeypatch):
     # The kernel is a new process: point it at the fastcnn these tests import, and run
     # it in a scratch folder (the notebooks write runs/...).
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastcnn.__file__)))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [package_parent] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

@@ -65,9 +65,10 @@ def source_tree_problem(package_dir: str, path: list[str] | None = None) -> str 
             f"(or `python setup.py build_ext --inplace`).")
 
 
-def missing_backend_advice(name: str, error: BaseException | None,
+def missing_backend_advice(name: str, error: str | None,
                            package_dir: str) -> tuple[str, str]:
-    """``(reason, fix)`` for a backend that does not import."""
+    """``(reason, fix)`` for a backend that does not import (``error``: its import error
+    message, as ``fastcnn.kernels._dispatch.unavailable_reason`` gives it)."""
     if name == "cython":
         tree = source_tree_problem(package_dir)
         if tree is not None:
@@ -81,9 +82,9 @@ def missing_backend_advice(name: str, error: BaseException | None,
                 "--force-reinstall --no-deps <fastcnn source or wheel>; add "
                 "FASTCNN_REQUIRE_EXTENSION=1 to see why it fails")
     if name == "numba":
-        if error is None or "No module named 'numba'" in str(error):
+        if error is None or "No module named 'numba'" in error:
             return ("Numba is not installed (a default dependency: the installer may have "
                     "found no Numba wheel for this Python)", "pip install numba")
         return (f"Numba is installed but does not import: {error}",
                 "pip install --upgrade numba llvmlite")
-    return (str(error), "")
+    return (str(error), "")  # numpy: always available

@@ -46,10 +46,10 @@ def config_info() -> dict:
             details = getattr(module, "backend_info", lambda: {})()
             info["backends"][name] = {"available": True, **details}
         else:
-            err = _backend._import_errors.get(name)
-            reason, fix = _diagnose.missing_backend_advice(name, err, _PACKAGE_DIR)
+            error = _backend.unavailable_reason(name)
+            reason, fix = _diagnose.missing_backend_advice(name, error, _PACKAGE_DIR)
             info["backends"][name] = {"available": False, "reason": reason, "fix": fix,
-                                      "error": str(err)}
+                                      "error": error}
     # Import BLAS info after the backends so their libraries are loaded and listed.
     info["blas"] = _blas_info()
     return info

@@ -119,9 +119,8 @@ class TensorBoard(Callback):
         self._writers = {}
 
     def on_train_begin(self, logs=None):
-        # Deferred: tensorboardX (and protobuf under it) is an optional dependency.
         try:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter   # deferred: optional, imports protobuf
         except ImportError as err:
             raise ImportError("TensorBoard: the callback writes through tensorboardX, which "
                               "is not installed. Hint: pip install 'fastcnn[tensorboard]'."

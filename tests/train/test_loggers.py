@@ -9,7 +9,7 @@ import pytest
 from fastcnn.nn.layers import Dense, Flatten
 from fastcnn.train.callbacks import CSVLogger, TensorBoard
 from fastcnn.train.model import Sequential
-from _model_helpers import make_blobs, seeded_numpy_backend  # noqa: F401  (autouse fixture)
+from _model_helpers import make_blobs
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastcnn.exceptions.FastCNNWarning")
 

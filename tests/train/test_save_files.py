@@ -8,7 +8,6 @@ import pytest
 
 from fastcnn.nn.layers import Dense
 from fastcnn.train.model import Sequential, load_model
-from _model_helpers import seeded_numpy_backend  # noqa: F401  (autouse fixture)
 
 
 def _model():
