@@ -75,9 +75,10 @@ def torch_arrays(model) -> list[tuple[str, np.ndarray]]:
     return arrays
 
 
-def _window_modules(nn, layer, pad_value: float) -> list:
-    """A pad module when ``layer``'s padding is not the same on both sides (PyTorch's
-    own ``padding=`` is symmetric); returns ``(modules, symmetric_padding)``."""
+def _window_modules(nn, layer, pad_value: float) -> tuple[list, tuple[int, int]]:
+    """``(pad modules, padding)`` for a window layer: PyTorch's own ``padding=`` is the
+    same on both sides, so an asymmetric one (TensorFlow's "same") becomes an explicit
+    ``ConstantPad2d`` (with ``pad_value``) before a layer with ``padding=0``."""
     (top, bottom), (left, right) = layer._pads
     if top == bottom and left == right:
         return [], (top, left)
