@@ -16,7 +16,7 @@ from fastcnn.kernels import _dispatch as _backend
 __all__ = ["show_config", "config_info"]
 
 #: the imported fastcnn package folder (installed, or a source tree)
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # fastcnn/
 
 
 def _blas_info() -> list[str]:

@@ -69,7 +69,7 @@ def test_missing_backend_advice(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="copies the package and runs a subprocess")
-def test_import_from_an_unbuilt_clone_root_warns_once(tmp_path):
+def test_config_in_an_unbuilt_clone_root_warns_once_and_explains(tmp_path):
     package = os.path.dirname(fastcnn.__file__)
     clone = tmp_path / "clone"
     shutil.copytree(package, clone / "fastcnn",
@@ -78,7 +78,9 @@ def test_import_from_an_unbuilt_clone_root_warns_once(tmp_path):
     (clone / "setup.py").write_text("")
     env = {k: v for k, v in os.environ.items()
            if k not in ("FASTCNN_NO_EXTENSION", "PYTHONPATH")}   # the clone's copy, no other
-    run = subprocess.run([sys.executable, "-c", "import fastcnn, fastcnn.kernels"],
-                         cwd=clone, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "fastcnn", "config"], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("FastCNNWarning: fastcnn is imported from its source tree") == 1
+    assert (f"cython  missing: imported from the source tree {clone / 'fastcnn'}, which has "
+            f"no built extension") in run.stdout
