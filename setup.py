@@ -7,9 +7,12 @@ Metadata lives in pyproject.toml; this file only describes the extension:
   check_openmp_support idea): with -fopenmp when it works, else a clear warning and
   serial kernels (results are identical, only slower);
 - global Cython directives (FASTCNN_CYTHON_DEBUG=1 turns the safety checks on);
-- a build that FAILS does not fail the install: the package then runs on Numba/NumPy.
+- a build that FAILS (no C compiler, compile error) does not fail the install: it
+  prints a loud warning and the package runs on Numba/NumPy, unless
+  FASTCNN_REQUIRE_EXTENSION=1 makes it fatal.
 
 Environment switches:
+  FASTCNN_REQUIRE_EXTENSION=1  a failed build fails the install (CI uses it)
   FASTCNN_NO_EXTENSION=1   build no extension at all (pure-Python install; CI uses it)
   FASTCNN_NO_OPENMP=1      build the kernels without OpenMP
   FASTCNN_NATIVE=1         add -march=native (only for a build used on this very machine)
@@ -80,8 +83,39 @@ STRICT_C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wshadow"]
 
 
 def _warn(message):
+    """Print ``message`` framed in stars on stderr, and on the terminal when there is one.
+
+    pip captures a build's output and shows it only on failure or with ``pip -v``, so a
+    warning on stderr alone is never seen by the person running ``pip install .``;
+    writing to the controlling terminal (``/dev/tty``) reaches them anyway."""
     bar = "*" * 78
-    print(f"\n{bar}\n{textwrap.dedent(message).strip()}\n{bar}\n", file=sys.stderr)
+    text = f"\n{bar}\n{textwrap.dedent(message).strip()}\n{bar}\n"
+    print(text, file=sys.stderr)
+    try:
+        with open("/dev/tty", "w") as tty:   # no terminal (CI, Windows): stderr only
+            tty.write(text)
+    except OSError:
+        pass
+
+
+def _build_failed(message):
+    """A failed build: fatal under FASTCNN_REQUIRE_EXTENSION=1, otherwise a loud warning
+    (the package installs without its "cython" backend and runs on Numba/NumPy)."""
+    message = textwrap.dedent(message).strip()
+    if _flag("FASTCNN_REQUIRE_EXTENSION"):
+        _warn(message + "\nFASTCNN_REQUIRE_EXTENSION=1: the install fails.")
+        raise SystemExit("fastcnn: the compiled extension could not be built "
+                         "(FASTCNN_REQUIRE_EXTENSION=1).")
+    _warn(message + "\nSet FASTCNN_REQUIRE_EXTENSION=1 to make this failure fatal.")
+
+
+def _compiler_missing(compiler):
+    """The C compiler command when it is not on PATH (None when found, or when the
+    compiler type does not say which executable it runs)."""
+    command = getattr(compiler, "compiler_so", None)
+    if not command:
+        return None
+    return None if shutil.which(command[0]) else command[0]
 
 
 OPENMP_TEST = r"""
@@ -142,6 +176,18 @@ class BuildExt(build_ext):
     """build_ext that adds OpenMP when it works and never fails the install."""
 
     def build_extensions(self):
+        missing = _compiler_missing(self.compiler)
+        if missing is not None:
+            _build_failed(f"""
+                fastcnn: NO C COMPILER FOUND (`{missing}` is not on PATH).
+                fastcnn is installed WITHOUT its fast "cython" backend and will run on
+                Numba or NumPy: correct, but several times slower.
+                To get the fast backend, install a C compiler and reinstall:
+                    Debian/Ubuntu: apt-get install gcc python3-dev
+                    macOS:         xcode-select --install
+                    then:          pip install --force-reinstall --no-deps .
+            """)
+            return
         use_openmp = not _flag("FASTCNN_NO_OPENMP")
         omp_flags = None
         if use_openmp:
@@ -169,7 +215,7 @@ class BuildExt(build_ext):
         try:
             super().build_extensions()
         except Exception as err:  # compiler missing, compile error, ...
-            _warn(f"""
+            _build_failed(f"""
                 fastcnn: building the compiled extension FAILED:
                     {type(err).__name__}: {err}
                 fastcnn is installed WITHOUT its "cython" backend and will run on
@@ -197,7 +243,7 @@ class BuildExt(build_ext):
         try:
             super().run()
         except Exception as err:
-            _warn(f"""
+            _build_failed(f"""
                 fastcnn: the build_ext step FAILED ({type(err).__name__}: {err}).
                 fastcnn is installed WITHOUT its "cython" backend (Numba/NumPy only).
             """)
@@ -213,7 +259,7 @@ def _extensions():
         from Cython.Build import cythonize
         from setuptools import Extension
     except ImportError as err:
-        _warn(f"""
+        _build_failed(f"""
             fastcnn: Cython is not available ({err}); building no compiled extension.
             fastcnn will run on Numba/NumPy. Install Cython>=3 and reinstall for speed.
         """)
@@ -249,7 +295,7 @@ def _extensions():
     try:
         return cythonize(extensions, compiler_directives=directives, quiet=True)
     except Exception as err:
-        _warn(f"""
+        _build_failed(f"""
             fastcnn: cythonizing the wrappers FAILED ({type(err).__name__}: {err}).
             fastcnn is installed WITHOUT its "cython" backend (Numba/NumPy only).
         """)

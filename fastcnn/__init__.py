@@ -14,6 +14,8 @@ see :mod:`fastcnn._compat`.
 """
 
 import importlib
+import os
+import warnings
 
 from fastcnn import _compat
 from fastcnn import kernels
@@ -27,6 +29,7 @@ from fastcnn.data import augment, datasets, preprocessing
 from fastcnn.data.datasets import DatasetNotFoundError
 from fastcnn.data.labels import to_categorical
 from fastcnn.data.datasets import load as load_dataset
+from fastcnn.kernels import _diagnose
 from fastcnn.kernels._dispatch import (
     available_backends,
     get_backend,
@@ -76,6 +79,12 @@ from fastcnn.train.model import Sequential, load_model
 
 _compat.install()
 
+# Running from a clone's root imports this source folder, not the installed package:
+# say so (once, here) when it has no compiled extension, rather than run slowly.
+_source_tree_problem = _diagnose.source_tree_problem(os.path.dirname(os.path.abspath(__file__)))
+if _source_tree_problem is not None:
+    warnings.warn(_source_tree_problem, FastCNNWarning, stacklevel=2)
+
 #: tool modules imported on first attribute access: name -> module
 _LAZY_MODULES = {
     "plot": "fastcnn.tools.plot",
@@ -86,6 +95,7 @@ _LAZY_MODULES = {
     "bench": "fastcnn.tools.bench",
     "config": "fastcnn.tools.config",
     "tuning": "fastcnn.tuning",
+    "interop": "fastcnn.interop",
 }
 
 
@@ -108,7 +118,7 @@ __all__ = [
     # modules
     "augment", "callbacks", "datasets", "diagnostics", "models", "zoo", "gradcheck",
     "initializers", "layers", "losses", "metrics", "optimizers", "preprocessing", "random",
-    "regularizers", "schedules", "plot", "testing", "tuning",
+    "regularizers", "schedules", "plot", "testing", "tuning", "interop",
     # models and training
     "Sequential", "Model", "Input", "to_categorical", "load_model", "image_data_format",
     "set_image_data_format", "History", "TrainingDivergedError", "seed", "load_dataset", "DatasetNotFoundError",

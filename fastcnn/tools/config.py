@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -9,9 +10,13 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from fastcnn.common.version import __version__
+from fastcnn.kernels import _diagnose
 from fastcnn.kernels import _dispatch as _backend
 
 __all__ = ["show_config", "config_info"]
+
+#: the imported fastcnn package folder (installed, or a source tree)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # fastcnn/
 
 
 def _blas_info() -> list[str]:
@@ -41,16 +46,18 @@ def config_info() -> dict:
             details = getattr(module, "backend_info", lambda: {})()
             info["backends"][name] = {"available": True, **details}
         else:
-            err = _backend._import_errors.get(name)
-            info["backends"][name] = {"available": False, "reason": str(err)}
+            error = _backend.unavailable_reason(name)
+            reason, fix = _diagnose.missing_backend_advice(name, error, _PACKAGE_DIR)
+            info["backends"][name] = {"available": False, "reason": reason, "fix": fix,
+                                      "error": error}
     # Import BLAS info after the backends so their libraries are loaded and listed.
     info["blas"] = _blas_info()
     return info
 
 
 def show_config() -> None:
-    """Print the backends found (and why a missing one is missing), OpenMP status,
-    thread count, and the BLAS libraries in use."""
+    """Print the backends found (and, for a missing one, why and how to get it), the
+    active backend, thread count, and the BLAS libraries in use."""
     info = config_info()
     print(f"fastcnn {info['fastcnn']}  (Python {info['python']}, NumPy {info['numpy']}, "
           f"{info['platform']})")
@@ -62,6 +69,8 @@ def show_config() -> None:
             print(f"  {name:7s} available" + (f"  ({extra})" if extra else ""))
         else:
             print(f"  {name:7s} missing: {details['reason']}")
+            print(f"          fix: {details['fix']}")
+            print(f"          (import error: {details['error']})")
     print("BLAS / thread pools:")
     for line in info["blas"]:
         print(f"  {line}")

@@ -67,18 +67,27 @@ def _check_mapping(where: str, name: str, value) -> dict:
     return value
 
 
-def plot_history(history: dict, path, title: str = "Training history") -> str:
+def plot_history(history: dict, path, title: str = "Training history",
+                 log_loss: bool = False) -> str:
     """Loss (left) and accuracy (right) per epoch, training vs validation.
 
     ``history`` maps metric names to per-epoch lists, as Keras' ``History.history``:
     ``loss`` (required), and optionally ``val_loss``, ``accuracy`` (or ``acc``) and
     ``val_accuracy`` (or ``val_acc``). A gap between the training and validation
     curves that grows over the epochs is the signature of overfitting.
+
+    ``log_loss=True`` draws the loss on a log scale, where the slow late progress of a
+    run (0.05 -> 0.02) stays visible next to the first epochs' drop (2.3 -> 0.3).
     """
     where = "plot_history"
     history = _check_mapping(where, "history", history)
     if "loss" not in history:
         raise ValueError(f"{where}: history must contain 'loss'; got keys {sorted(history)}.")
+    if log_loss:
+        for key in ("loss", "val_loss"):
+            if key in history and not (_series(where, history, key) > 0).all():
+                raise ValueError(f"{where}: log_loss=True needs positive {key!r} values; "
+                                 f"got {list(history[key])!r:.80}.")
     fig = _new_figure(11, 4.2)
     ax_loss, ax_acc = fig.subplots(1, 2)
     panels = [
@@ -95,7 +104,9 @@ def plot_history(history: dict, path, title: str = "Training history") -> str:
             epochs = np.arange(1, values.size + 1)
             ax.plot(epochs, values, style, markersize=3, label=f"{name} ({key})")
             plotted = True
-        ax.set_title(label)
+        ax.set_title(label + (" (log scale)" if log_loss and ax is ax_loss else ""))
+        if log_loss and ax is ax_loss:
+            ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5"
         ax.set_xlabel("epoch")
         ax.set_ylabel(label.lower())
@@ -175,44 +186,53 @@ def plot_activation_histograms(stats: dict, path, bins: int = 50,
     return _save(fig, path)
 
 
-def _filter_mosaic(weights: np.ndarray, pad: int = 1):
-    """Tile filters into one image; each filter min-max normalised to [0, 1] on its own.
+def _grid_shape(count: int) -> tuple[int, int]:
+    """``(rows, cols)`` of a near-square grid holding ``count`` cells (cols >= rows)."""
+    cols = math.ceil(math.sqrt(count))
+    return math.ceil(count / cols), cols
 
-    ``C == 3``: one RGB tile per filter, laid out on a near-square grid.
-    Otherwise: one greyscale tile per (filter, channel), a row per filter.
-    Tiles are separated by ``pad`` pixels of background (NaN, drawn white).
+
+def _filter_mosaic(weights: np.ndarray, pad: int = 1):
+    """Tile filters ``(F, C, KH, KW)`` into one image on a near-square grid of filters;
+    each filter is min-max normalised to [0, 1] on its own.
+
+    ``C == 3``: each filter is one RGB tile ``(KH, KW, 3)``. Otherwise each filter's
+    ``C`` channels are greyscale tiles side by side in its grid cell (``C == 1``: one
+    tile per cell). Cells and tiles are separated by ``pad`` pixels of background
+    (NaN, drawn white). Returns ``(image, rows, cols)`` of the grid of filters.
     """
     f, c, kh, kw = weights.shape
     lo = weights.min(axis=(1, 2, 3), keepdims=True)
     span = weights.max(axis=(1, 2, 3), keepdims=True) - lo
     # a constant filter has no contrast to show: draw it mid-grey instead of dividing by 0
     norm = np.where(span > 0, (weights - lo) / np.where(span > 0, span, 1.0), 0.5)
-    if c == 3:
-        cols = math.ceil(math.sqrt(f))
-        rows = math.ceil(f / cols)
-        tiles = norm.transpose(0, 2, 3, 1)  # (F, KH, KW, 3)
-        grid = np.full((rows * (kh + pad) + pad, cols * (kw + pad) + pad, 3), np.nan)
-        for i in range(f):  # F is small (first-layer filters), so a loop is clearest here
-            r, q = divmod(i, cols)
-            top, left = pad + r * (kh + pad), pad + q * (kw + pad)
-            grid[top:top + kh, left:left + kw] = tiles[i]
-        return grid, rows, cols
-    rows, cols = f, c
-    grid = np.full((rows * (kh + pad) + pad, cols * (kw + pad) + pad), np.nan)
-    for i in range(f):
+    rows, cols = _grid_shape(f)
+    rgb = c == 3
+    tiles_per_cell = 1 if rgb else c
+    # a cell: its tiles, each followed by a gap; one more gap between multi-channel
+    # cells so that the filters stand apart from their channels
+    cell_w = tiles_per_cell * (kw + pad) + (pad if tiles_per_cell > 1 else 0)
+    depth = (3,) if rgb else ()
+    grid = np.full((rows * (kh + pad) + pad, cols * cell_w + pad) + depth, np.nan)
+    for i in range(f):  # F is small (first-layer filters), so a loop is clearest here
+        r, q = divmod(i, cols)
+        top, left = pad + r * (kh + pad), pad + q * cell_w
+        if rgb:
+            grid[top:top + kh, left:left + kw] = norm[i].transpose(1, 2, 0)
+            continue
         for j in range(c):
-            top, left = pad + i * (kh + pad), pad + j * (kw + pad)
-            grid[top:top + kh, left:left + kw] = norm[i, j]
+            tile_left = left + j * (kw + pad)
+            grid[top:top + kh, tile_left:tile_left + kw] = norm[i, j]
     return grid, rows, cols
 
 
 def plot_filters(weights, path, title: str = "First-layer filters") -> str:
-    """Show convolution filters ``(F, C, KH, KW)`` as an image grid.
+    """Show convolution filters ``(F, C, KH, KW)`` as a grid, one cell per filter.
 
     Each filter is normalised to ``[0, 1]`` on its own (min-max over its channels and
     taps), so weak and strong filters are equally visible. With ``C == 3`` each filter
     is one RGB tile (trained first layers show oriented edges and colour blobs); for
-    any other ``C`` each channel is a greyscale tile, one row per filter.
+    any other ``C`` a cell holds the filter's channels as greyscale tiles side by side.
     """
     where = "plot_filters"
     w = np.asarray(weights)
@@ -226,45 +246,58 @@ def plot_filters(weights, path, title: str = "First-layer filters") -> str:
         raise ValueError(f"{where}: weights contain NaN or Inf; a diverged run has no "
                          "filters to show.")
     grid, rows, cols = _filter_mosaic(w)
-    scale = 0.9 if w.shape[2] <= 7 else 1.3
-    # at least 5 inches wide so the two-line title fits; at most 14 in either direction
-    fig = _new_figure(max(5.0, min(14.0, scale * cols + 1)), max(3.0, min(14.0, scale * rows + 1)))
+    # the figure takes the grid's aspect ratio: ~0.12 inch per pixel, 3..10 inches a side
+    scale = min(10.0 / max(grid.shape[:2]), 0.12 * max(1.0, 24 / max(grid.shape[:2])))
+    height, width = grid.shape[0] * scale, grid.shape[1] * scale
+    fig = _new_figure(max(5.0, width), max(3.0, height) + 1.0)   # + room for the title
     ax = fig.subplots()
+    f, c = w.shape[:2]
     if grid.ndim == 3:
-        rgb = np.where(np.isnan(grid), 1.0, grid)
-        ax.imshow(rgb, interpolation="nearest")
-        layout = f"{w.shape[0]} filters, RGB"
+        ax.imshow(np.where(np.isnan(grid), 1.0, grid), interpolation="nearest")
+        layout = f"{f} filters, RGB"
     else:
         ax.imshow(np.ma.masked_invalid(grid), cmap="gray", vmin=0, vmax=1,
                   interpolation="nearest")
-        layout = f"{w.shape[0]} filters (rows) x {w.shape[1]} channels"
+        layout = f"{f} filters" + ("" if c == 1 else f", their {c} channels side by side")
     ax.set_axis_off()
-    ax.set_title(f"{title}\n{layout}, {w.shape[2]}x{w.shape[3]}\n(each filter normalised to its "
-                 "own min..max)", fontsize=9)
+    ax.set_title(f"{title}\n{layout}\n{rows}x{cols} grid of {w.shape[2]}x{w.shape[3]} "
+                 "filters, each normalised to its own min..max", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_update_ratios(ratios: dict, path, title: str = "Update / weight ratio") -> str:
-    """Per-parameter ``||update|| / ||weight||`` over training steps on a log scale.
+def plot_update_ratios(ratios: dict, path, title: str = "Update / weight ratio",
+                       per: str = "epoch") -> str:
+    """Per-parameter ``||update|| / ||weight||`` over training on a log scale.
 
-    ``ratios`` maps parameter names to lists of ratios (one per step or per epoch).
+    ``ratios`` maps parameter names to lists of ratios: by default one per epoch, the
+    median of the ratios sampled during that epoch (what ``History.update_ratios``
+    holds, so the x axis is "epoch"); ``per="step"`` for one value per optimizer step.
     The dashed line marks the 1e-3 rule of thumb: far below it the learning rate is
     probably too low, far above it (1e-1) too high.
     """
     where = "plot_update_ratios"
     ratios = _check_mapping(where, "ratios", ratios)
+    if per not in ("epoch", "step"):
+        raise ValueError(f"{where}: per must be 'epoch' or 'step'; got {per!r}.")
     fig = _new_figure(8, 4.5)
     ax = fig.subplots()
     for name in ratios:
         values = _series(where, ratios, name)
         values = np.where(values > 0, values, np.nan)  # log scale: hide zeros (frozen steps)
-        ax.plot(np.arange(values.size), values, label=str(name), linewidth=1.2)
+        x = np.arange(1, values.size + 1) if per == "epoch" else np.arange(values.size)
+        ax.plot(x, values, "-o" if per == "epoch" else "-", markersize=3, label=str(name),
+                linewidth=1.2)
     ax.axhline(UPDATE_RATIO_RULE, color="black", linestyle="--", linewidth=1,
                label="1e-3 rule of thumb")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("||update|| / ||weight||")
+    if per == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("median ||update|| / ||weight|| in the epoch")
+    else:
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("||update|| / ||weight||")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best", ncol=2 if len(ratios) > 6 else 1)

@@ -7,8 +7,9 @@ mini-batches and adds the babysitting a course teaches, at little cost:
 
 * **Shuffling** every epoch from one seeded generator; mini-batches are gathered
   with ``np.take(..., out=)`` into two buffers allocated once per ``fit``.
-* **Progress**: a tqdm bar per epoch on stderr (``verbose=1`` and stderr is a
-  terminal, or ``progress=True``), and one summary line per epoch on stdout
+* **Progress**: a ``tqdm.auto`` bar per epoch (``verbose=1`` in a terminal or a Jupyter
+  notebook, or ``progress=True``; ``progress=False`` or ``verbose`` 0/2: none): a live
+  widget in Jupyter, text on stderr elsewhere; and one summary line per epoch on stdout
   (``verbose`` 1 or 2): loss, metrics, validation metrics, learning rate, time.
 * **History** (:mod:`fastcnn.train.history`): per-epoch ``loss``, metrics, ``val_*`` and
   ``lr`` (the rate in force at the start of the epoch), plus ``update_ratios`` and
@@ -38,7 +39,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm   # a widget in Jupyter, the text bar elsewhere
 
 from fastcnn.common import random as _random
 from fastcnn.common.exceptions import FastCNNWarning
@@ -91,6 +92,13 @@ def _check_verbose(where: str, verbose) -> int:
     if verbose not in (0, 1, 2) or isinstance(verbose, float):
         raise ValueError(f"{where}: verbose must be 0, 1 or 2; got {verbose!r}.")
     return int(verbose)
+
+
+def _in_jupyter() -> bool:
+    """True inside a Jupyter kernel (where stderr is no terminal, but a bar shows live)."""
+    ipython = sys.modules.get("IPython")       # only if the user's session imported it
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def _format_logs(epoch: int, epochs: int, logs: dict, seconds: float) -> str:
@@ -147,7 +155,8 @@ def _setup(model, x, y, batch_size, epochs, shuffle, verbose, seed, augment, cal
     # The augmentation draws from its own stream, split off the shuffling generator,
     # so a seeded fit is reproducible with or without augmentation.
     aug_rng = np.random.default_rng(int(rng.integers(2**63))) if transform else None
-    show_bar = (verbose == 1 and sys.stderr.isatty()) if progress is None else bool(progress)
+    show_bar = ((verbose == 1 and (sys.stderr.isatty() or _in_jupyter()))
+                if progress is None else bool(progress))
     history = History({"batch_size": batch_size, "epochs": epochs, "samples": n,
                        "steps": steps})
     model.history = history

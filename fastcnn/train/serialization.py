@@ -16,7 +16,11 @@ File layout (written by ``numpy.savez``, uncompressed; read back as untrusted in
 Files are written to a temporary file in the same directory and moved over the
 target with ``os.replace`` (atomic on POSIX and Windows): a crash mid-save leaves
 the old file intact, never half a file. The temporary a killed save leaves behind is
-removed by the next save of the same target (:mod:`fastcnn.train.temp_files`).
+removed by the next save of the same target (:mod:`fastcnn.train.temp_files`). The file
+gets the permissions any new file gets (``0o666`` minus the umask, e.g. ``rw-r--r--``),
+so a classmate or TA can read a shared model. The name must end in ``.npz``: other
+formats (``.keras``, ``.h5``, ``.pt``, ``.onnx``) are refused with a pointer to
+:mod:`fastcnn.interop`, rather than written as fastcnn's ``.npz`` under a misleading name.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 
 import numpy as np
 
@@ -45,12 +49,50 @@ def _header_array(header: dict) -> np.ndarray:
     return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
 
 
+#: file extensions people try, and where fastcnn's interop for that format lives
+_OTHER_FORMATS = {
+    ".keras": "fastcnn writes no Keras files (fastcnn.interop.load_keras reads them)",
+    ".h5": "fastcnn writes no Keras/HDF5 files (fastcnn.interop.load_keras reads .keras)",
+    ".hdf5": "fastcnn writes no Keras/HDF5 files (fastcnn.interop.load_keras reads .keras)",
+    ".onnx": "use fastcnn.interop.export_onnx(model, path) for ONNX",
+    ".pt": "use fastcnn.interop.to_torch_state_dict(model) and torch.save for PyTorch",
+    ".pth": "use fastcnn.interop.to_torch_state_dict(model) and torch.save for PyTorch",
+}
+
+
+def check_npz_path(where: str, path) -> str:
+    """``path`` as a str when it ends in ``.npz``; otherwise a ValueError saying which
+    format the extension suggests and how to get it."""
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension != ".npz":
+        hint = _OTHER_FORMATS.get(extension, "fastcnn's own format is .npz")
+        raise ValueError(f"{where}: path must end in '.npz' (fastcnn saves one NumPy .npz "
+                         f"file); got {path!r}. Hint: {hint}.")
+    return path
+
+
+def _create_temp(path: str) -> tuple[int, str]:
+    """Open a new temporary for target ``path``, beside it: ``(fd, temp path)``, named
+    ``temp_files.temp_prefix(path) + <16 hex digits> + ".tmp"``.
+
+    ``tempfile.mkstemp`` would do, but it creates files with mode 0o600 (owner only)
+    whatever the umask; ``os.open(..., 0o666)`` lets the umask decide, as for any new
+    file (``rw-r--r--`` with the usual umask 022)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    while True:
+        name = f"{temp_files.temp_prefix(path)}{secrets.token_hex(8)}.tmp"
+        tmp = os.path.join(directory, name)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:  # a random 64-bit name taken: draw another
+            continue
+
+
 def _write_atomic(path, arrays: dict) -> None:
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
     temp_files.remove_stale_temps(path)     # left by saves killed mid-write
-    fd, tmp = tempfile.mkstemp(prefix=temp_files.temp_prefix(path), suffix=".tmp",
-                               dir=directory)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -83,7 +125,9 @@ def _weight_arrays(model) -> tuple[dict, list, list]:
 
 
 def save_model(model, path, include_optimizer: bool = True) -> None:
-    """Architecture, weights, statistics, compile settings, optimizer state -> ``path``."""
+    """Architecture, weights, statistics, compile settings, optimizer state -> ``path``
+    (which must end in ``.npz``)."""
+    path = check_npz_path("save", path)
     arrays, names, state_keys = _weight_arrays(model)
     header = {"format": "fastcnn-model", "version": FORMAT_VERSION,
               "model_class": model.config_kind,
@@ -106,7 +150,9 @@ def save_model(model, path, include_optimizer: bool = True) -> None:
 
 
 def save_weights(model, path) -> None:
-    """Weights and moving statistics only (no architecture, no optimizer)."""
+    """Weights and moving statistics only (no architecture, no optimizer) -> ``path``
+    (which must end in ``.npz``)."""
+    path = check_npz_path("save_weights", path)
     arrays, names, state_keys = _weight_arrays(model)
     arrays[_HEADER] = _header_array({"format": "fastcnn-weights", "version": FORMAT_VERSION,
                                      "weights": names, "states": state_keys})

@@ -43,7 +43,7 @@ def _target_start(path) -> str:
 
 def temp_prefix(path) -> str:
     """``.fastcnn-<target name>.<host>.<pid>.``: the name start of a temporary for ``path``
-    (``tempfile.mkstemp`` appends random letters, digits and ``_``, then ``.tmp``)."""
+    (``serialization._create_temp`` appends 16 random hex digits, then ``.tmp``)."""
     return f"{_target_start(os.fspath(path))}{_host()}.{os.getpid()}."
 
 

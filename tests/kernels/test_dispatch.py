@@ -196,7 +196,10 @@ def test_show_config_prints_backends_and_reasons(capsys, fresh_registry):
     text = capsys.readouterr().out
     assert "active backend:" in text and "threads:" in text
     assert "numpy   available" in text
-    assert "cython  missing: No module named 'fastcnn.kernels._no_such_extension'" in text
+    # a missing backend: why, the fix, and the import error itself
+    assert "cython  missing: the compiled extension was not built" in text
+    assert "          fix: install a C compiler" in text
+    assert "(import error: No module named 'fastcnn.kernels._no_such_extension')" in text
     assert "BLAS / thread pools:" in text
 
 

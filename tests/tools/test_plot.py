@@ -99,3 +99,47 @@ def test_no_pyplot_figures_left_open(tmp_path):
     plot.plot_history(HISTORY, tmp_path / "h.png")
     plot.plot_filters(np.ones((2, 3, 3, 3)), tmp_path / "f.png")
     assert plt.get_fignums() == before
+
+
+def test_filter_mosaic_is_a_near_square_grid():
+    grey, rows, cols = plot._filter_mosaic(np.random.default_rng(0).normal(size=(32, 1, 3, 3)))
+    assert (rows, cols) == (6, 6) and grey.shape == (6 * 4 + 1, 6 * 4 + 1)
+    assert np.isnan(grey[-4:-1, -4 * 4:]).all()           # 32 of 36 cells used: last 4 empty
+    two, rows, cols = plot._filter_mosaic(np.ones((4, 2, 3, 3)))
+    assert (rows, cols) == (2, 2) and two.shape == (2 * 4 + 1, 2 * (2 * 4 + 1) + 1)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the plot functions save, with their axes' labels and scales."""
+    seen = []
+    original = plot._save
+
+    def spy(fig, path):
+        seen.append([(ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale(), ax.get_title())
+                     for ax in fig.axes])
+        return original(fig, path)
+
+    monkeypatch.setattr(plot, "_save", spy)
+    return seen
+
+
+def test_update_ratio_axes_say_what_they_hold(tmp_path, saved_figures):
+    ratios = {"conv/kernel": [1e-3, 2e-3, 5e-4]}
+    plot.plot_update_ratios(ratios, tmp_path / "epoch.png")
+    plot.plot_update_ratios(ratios, tmp_path / "step.png", per="step")
+    (epoch_axes,), (step_axes,) = saved_figures
+    assert epoch_axes[:3] == ("epoch", "median ||update|| / ||weight|| in the epoch", "log")
+    assert step_axes[:2] == ("optimizer step", "||update|| / ||weight||")
+    with pytest.raises(ValueError, match="per must be 'epoch' or 'step'; got 'batch'"):
+        plot.plot_update_ratios(ratios, tmp_path / "x.png", per="batch")
+
+
+def test_plot_history_log_loss(tmp_path, saved_figures):
+    assert_png(plot.plot_history(HISTORY, tmp_path / "log.png", log_loss=True))
+    plot.plot_history(HISTORY, tmp_path / "lin.png")
+    (loss, acc), (loss_lin, _) = saved_figures
+    assert loss[2] == "log" and loss[3] == "Loss (log scale)" and acc[2] == "linear"
+    assert loss_lin[2] == "linear"
+    with pytest.raises(ValueError, match="log_loss=True needs positive 'loss' values"):
+        plot.plot_history({"loss": [1.0, 0.0]}, tmp_path / "x.png", log_loss=True)

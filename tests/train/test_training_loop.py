@@ -3,6 +3,7 @@
 
 import functools
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -201,3 +202,37 @@ def test_predict_tta_averages_views():
     assert views.shape == (10, 3)
     np.testing.assert_allclose(views.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(model.predict(x, tta=False), model.predict(x))
+
+
+def test_progress_bar_shows_in_jupyter_and_terminals_only(monkeypatch):
+    """verbose=1 shows the tqdm.auto bar when stderr is a terminal or inside a Jupyter
+    kernel (a shell with a ``kernel``), never for verbose 0/2 or progress=False."""
+    import types
+
+    from fastcnn.train import loop
+
+    shown = []
+    monkeypatch.setattr(loop, "tqdm", lambda *a, **k: shown.append(k) or _NoBar())
+    x, y = blobs(16)
+    kernel_shell = types.SimpleNamespace(kernel=object())
+    for ipython_shell, verbose, progress, expected in [
+            (None, 1, None, 0), (kernel_shell, 1, None, 1), (kernel_shell, 2, None, 0),
+            (kernel_shell, 1, False, 0), (types.SimpleNamespace(), 1, None, 0),
+            (None, 0, True, 1)]:
+        fake = types.SimpleNamespace(get_ipython=lambda shell=ipython_shell: shell)
+        monkeypatch.setitem(sys.modules, "IPython", fake)
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+        shown.clear()
+        quiet_fit(cnn(), x, y, epochs=1, batch_size=8, verbose=verbose, progress=progress)
+        assert len(shown) == expected, (ipython_shell, verbose, progress)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def set_postfix_str(self, text, refresh=True):
+        pass
+
+    def close(self):
+        pass

@@ -24,16 +24,18 @@ reused across runs of a hyper-parameter search.
 ``History`` (in :mod:`fastcnn.train.history`) is always added by ``fit``; the callbacks
 here are the Keras set: :class:`EarlyStopping`, :class:`ModelCheckpoint`,
 :class:`LearningRateScheduler`, :class:`ReduceLROnPlateau`, :class:`TerminateOnNaN`,
-plus :class:`ParameterAveraging` (an exponential moving average of the weights).
+plus :class:`ParameterAveraging` (an exponential moving average of the weights) and
+the loggers :class:`CSVLogger` and :class:`TensorBoard`.
 """
 
 from fastcnn.train.callbacks.averaging import ParameterAveraging
 from fastcnn.train.callbacks.base import Callback, CallbackList
 from fastcnn.train.callbacks.checkpoint import ModelCheckpoint
 from fastcnn.train.callbacks.learning_rate import LearningRateScheduler, ReduceLROnPlateau
+from fastcnn.train.callbacks.loggers import CSVLogger, TensorBoard
 from fastcnn.train.callbacks.stopping import EarlyStopping, TerminateOnNaN
 from fastcnn.train.history import History
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN",
-           "ParameterAveraging"]
+           "ParameterAveraging", "CSVLogger", "TensorBoard"]
