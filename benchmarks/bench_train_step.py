@@ -1,5 +1,5 @@
 """One training step (forward, loss, backward, Adam update) of the course nets of
-BENCHMARKS.md: every backend x net x threads, beside PyTorch and the step's GEMMs alone.
+docs/benchmarks.md: every backend x net x threads, beside PyTorch and the step's GEMMs alone.
 
 Nets, twins and baselines come from :mod:`fastcnn.bench.step_nets`:
 ``cifar10_b256``, ``cifar10_bn_b256`` (batch 256) and ``mnist_b100`` (batch 100;

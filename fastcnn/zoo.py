@@ -8,8 +8,8 @@ function             default input       parameters    what it is
 ===================  ==================  ============  ====================================
 ``digits_cnn``       (1, 8, 8)           30,634        the CLI's default for 8x8 digits
 ``lenet5``           (1, 28, 28)         61,706        LeCun et al. 1998 (tanh, avg-pool)
-``mnist_net``        (1, 28, 28)         122,270       the course MNIST net (BENCHMARKS.md)
-``cifar10_net``      (3, 32, 32)         157,578       the course CIFAR-10 net (BENCHMARKS.md)
+``mnist_net``        (1, 28, 28)         122,270       the course MNIST net (docs/benchmarks.md)
+``cifar10_net``      (3, 32, 32)         157,578       the course CIFAR-10 net (docs/benchmarks.md)
 ``small_resnet``     (3, 32, 32)         depends       ResNet-style blocks via ``Residual``
 ``mobilenet_small``  (3, 32, 32)         14,890        depthwise-separable blocks (MobileNet)
 ``vgg16``            (3, 224, 224)       138,357,544   Simonyan & Zisserman 2014, Keras' count
@@ -85,7 +85,7 @@ def lenet5(input_shape=(1, 28, 28), classes=10, dtype="float32"):
 
 
 def mnist_net(input_shape=(1, 28, 28), classes=10, dtype="float32"):
-    """The course MNIST net of ``BENCHMARKS.md`` (strided convolutions, no pooling)::
+    """The course MNIST net of docs/benchmarks.md (strided convolutions, no pooling)::
 
         Conv2D(4, 5, same) + ReLU                (4, 28, 28)     104 params
         Conv2D(8, 5, strides 2, same) + ReLU     (8, 14, 14)     808
@@ -104,7 +104,7 @@ def mnist_net(input_shape=(1, 28, 28), classes=10, dtype="float32"):
 
 def cifar10_net(batch_norm=False, dropout=0.0, input_shape=(3, 32, 32), classes=10,
                 dtype="float32"):
-    """The course CIFAR-10 net of ``BENCHMARKS.md``::
+    """The course CIFAR-10 net of docs/benchmarks.md::
 
         Conv2D(64, 3, same) + ReLU, MaxPooling2D(2)      (64, 16, 16)    1,792 params
         Conv2D(128, 3, same) + ReLU, MaxPooling2D(2)     (128, 8, 8)     73,856

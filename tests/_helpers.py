@@ -1,7 +1,7 @@
 """Test helpers: naive loop oracles, and re-exports of the one tolerance table.
 
 The oracles are plain nested loops over every index, written straight from the
-formulas in DESIGN.md with no vectorisation trick, so that a reader can check
+formulas of docs/architecture.md with no vectorisation trick, so that a reader can check
 them by eye. They are slow and meant for tiny shapes only; they check the NumPy
 reference (``fastcnn.kernels.reference``), which in turn checks the fast backends.
 

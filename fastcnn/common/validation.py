@@ -1,6 +1,6 @@
 """Argument checks shared by the whole package, so every message reads the same way.
 
-Template: ``"{where}: {what} must {constraint}; got {value!r}."`` (STYLE.md, section 7).
+Template: ``"{where}: {what} must {constraint}; got {value!r}."`` (docs/architecture.md, "The kernel contract").
 These run before any compiled code, which therefore may assume valid input.
 """
 

@@ -1,7 +1,7 @@
 """Smoke tests of the speed instrument (``python -m fastcnn bench``) on tiny shapes.
 
 Correctness only: every section runs, every backend's outputs match the reference,
-work counts follow BENCHMARKS.md's rules, targets are judged the right way round.
+work counts follow docs/benchmarks.md's rules, targets are judged the right way round.
 No timing is asserted (these machines are shared and noisy).
 """
 

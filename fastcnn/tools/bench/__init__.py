@@ -4,7 +4,7 @@ Prints markdown tables of every kernel (conv2d fwd / bwd / fwd+bwd, maxpool2d,
 batch norm) per backend, named shape preset and thread count, as time, GFLOP/s or
 effective GB/s, as a fraction of this machine's float32 GEMM rate and memory bandwidth
 measured in the same run, and as ratios to the NumPy reference, to the same GEMMs
-alone and to PyTorch CPU; then the BENCHMARKS.md targets met or missed, optionally a
+alone and to PyTorch CPU; then the docs/benchmarks.md targets met or missed, optionally a
 breakdown of where a convolution's time goes, the peak memory of a convolution at two
 batch sizes, and any registered training-step benchmarks.
 

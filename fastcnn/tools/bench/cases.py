@@ -5,7 +5,7 @@ is timed: ``"fwd"``, ``"bwd"`` (backward only, from a forward cache made outside
 timed region) or ``"fwd+bwd"``. Everything here is shared by the report
 (``python -m fastcnn bench``) and the pytest-benchmark suites in ``benchmarks/``.
 
-Work counted (see /work/shared/BENCHMARKS.md):
+Work counted (see docs/benchmarks.md):
 
 * convolution FLOPs: ``2*N*F*C*KH*KW*OH*OW`` per forward (one multiply + one add per
   term of every output); the backward does two such products (``dW`` and ``dcols``),
@@ -15,7 +15,7 @@ Work counted (see /work/shared/BENCHMARKS.md):
   writes ``dx`` (fwd+bwd = 2x forward). Batch norm forward reads ``x`` and writes
   ``out`` (2x input); its backward reads ``dout`` and ``x`` and writes ``dx``, so
   fwd+bwd = 5x input = 2.5x forward. These rules reproduce the GB/s that
-  BENCHMARKS.md quotes for PyTorch (2.8 GB/s pooling, 8.9 GB/s batch norm).
+  docs/benchmarks.md quotes for PyTorch (2.8 GB/s pooling, 8.9 GB/s batch norm).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class BatchNormCase:
 
 
 #: Every named preset, in report order. The first three convolutions, the MNIST
-#: layers, the pools and the batch norms are the ones BENCHMARKS.md sets targets for.
+#: layers, the pools and the batch norms are the ones docs/benchmarks.md sets targets for.
 CASES = {c.name: c for c in [
     ConvCase("conv3x3_64_32", 64, 64, 32, 32, 64, 3, 3, 1, 1, note="target"),
     ConvCase("conv3x3_128_16", 64, 128, 16, 16, 128, 3, 3, 1, 1, note="target"),

@@ -6,7 +6,7 @@ What users feel is the time of ``model.fit``, not of one kernel. For every net o
 ``torch``) in a fresh process, alternating A B A B for ``rounds`` rounds, and reports:
 
 * ms per epoch and images/s (median over the timed epochs of every round of a side);
-* the ratio to PyTorch (below 1: fastcnn is faster), with the BENCHMARKS.md target;
+* the ratio to PyTorch (below 1: fastcnn is faster), with the docs/benchmarks.md target;
 * the share of fastcnn's epoch spent outside the kernels (layers' NumPy work, Dense
   matmuls, loss, optimizer, batching, Python);
 * ``predict`` throughput (images/s, batches of 128) and its ratio to PyTorch's.

@@ -12,7 +12,7 @@ name            network (input)                                                 
 ``mnist``       the Keras course MNIST net: Conv2D(32, 3, same, relu), MaxPool 2,  128
                 Conv2D(64, 3, same, relu), MaxPool 2, Flatten, Dense(10, softmax)
                 (1, 28, 28)
-``cifar10``     the course CIFAR-10 net of BENCHMARKS.md: Conv(3->64, 3x3 same)     128
+``cifar10``     the course CIFAR-10 net of docs/benchmarks.md: Conv(3->64, 3x3 same)     128
                 +ReLU, MaxPool 2, Conv(64->128, 3x3 same)+ReLU, MaxPool 2, Flatten,
                 Dense(10, softmax) (3, 32, 32)
 ``cifar10_bn``  the same with BatchNormalization after each convolution          128
@@ -72,7 +72,7 @@ class FitNet:
     samples: int
     batch: int
     description: str
-    target: float          # BENCHMARKS.md: epoch and predict time <= target x PyTorch's
+    target: float          # docs/benchmarks.md: epoch and predict time <= target x PyTorch's
 
 
 FIT_NETS: dict[str, FitNet] = {

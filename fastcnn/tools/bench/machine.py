@@ -1,6 +1,6 @@
 """What this machine can do, measured now: float32 GEMM rate and memory bandwidth.
 
-Speed claims in fastcnn are ratios measured in one run (see BENCHMARKS.md), so every
+Speed claims in fastcnn are ratios measured in one run (see docs/benchmarks.md), so every
 report starts by measuring the two limits its figures are divided by:
 
 * **GEMM rate**: ``np.matmul(a, b, out=c)`` with ``a, b, c`` float32 of

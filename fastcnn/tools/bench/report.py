@@ -1,6 +1,6 @@
 """The benchmark report: every kernel x backend x case x thread count, as markdown tables.
 
-What one row is (see also BENCHMARKS.md and :mod:`fastcnn.bench.cases`):
+What one row is (see also docs/benchmarks.md and :mod:`fastcnn.bench.cases`):
 
 * **median ms**: median over ``repeats`` timed rounds, after warm-up calls, of one call
   of the kernel on preallocated inputs, all thread pools pinned to ``threads``; the
@@ -14,7 +14,7 @@ What one row is (see also BENCHMARKS.md and :mod:`fastcnn.bench.cases`):
   PyTorch CPU's, all at the same thread count. Below 1 means faster.
 * **check**: the row's outputs against the NumPy reference, once per case and direction
   (scale-relative max error; ``ref`` for the reference itself).
-* **target**: each BENCHMARKS.md target for this row (2 threads, fwd+bwd), met or missed.
+* **target**: each docs/benchmarks.md target for this row (2 threads, fwd+bwd), met or missed.
 
 Pseudo-backends: ``torch`` (PyTorch, when importable) and ``gemms`` (the GEMMs alone).
 """
@@ -245,7 +245,7 @@ def _print_summary(rows, out):
 
 
 def _target_summary(rows, opts, out):
-    """One line per BENCHMARKS.md target whose case was run."""
+    """One line per docs/benchmarks.md target whose case was run."""
     lines = []
     for t in TARGETS:
         if t.case not in opts.cases:
@@ -355,7 +355,7 @@ def run_report(opts: Options, out=None) -> dict:
 
         summary = _target_summary(rows, opts, out)
         if summary:
-            print(f"## Targets (BENCHMARKS.md; {TARGET_THREADS} threads, {TARGET_DIRECTION})\n",
+            print(f"## Targets (docs/benchmarks.md; {TARGET_THREADS} threads, {TARGET_DIRECTION})\n",
                   file=out)
             _table(["case", "backend", "target", "measured", "verdict"], summary, out)
 

@@ -10,7 +10,7 @@ from fastcnn.tools.bench.tables import ms, table
 
 __all__ = ["WORKSPACE_BUDGET_MB", "memory_section", "breakdown_section"]
 
-#: BENCHMARKS.md: "conv workspace bounded by a fixed budget (e.g. 64 MB), not by batch size".
+#: docs/benchmarks.md: "conv workspace bounded by a fixed budget (e.g. 64 MB), not by batch size".
 WORKSPACE_BUDGET_MB = 64.0
 
 

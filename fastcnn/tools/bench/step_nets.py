@@ -1,4 +1,4 @@
-"""The course networks of BENCHMARKS.md as timed training steps, three ways.
+"""The course networks of docs/benchmarks.md as timed training steps, three ways.
 
 For each network (``NETS``) this module builds, outside any timed region:
 
@@ -65,7 +65,7 @@ def _mnist():
     return mnist_net()
 
 
-#: BENCHMARKS.md's course nets (names as in :mod:`fastcnn.bench.steps`).
+#: docs/benchmarks.md's course nets (names as in :mod:`fastcnn.bench.steps`).
 NETS: dict[str, StepNet] = {
     "cifar10_b256": StepNet(_cifar10, (3, 32, 32), 256),
     "cifar10_bn_b256": StepNet(_cifar10_bn, (3, 32, 32), 256),

@@ -1,6 +1,6 @@
 """Training-step benchmarks: a registry the layer API fills in.
 
-BENCHMARKS.md sets targets for whole training steps (forward, loss, backward, one
+docs/benchmarks.md sets targets for whole training steps (forward, loss, backward, one
 optimizer update) of three course networks:
 
 ========================  =====================================================

@@ -1,4 +1,4 @@
-"""The speed targets of BENCHMARKS.md, as data, and how a measured row is judged.
+"""The speed targets of docs/benchmarks.md, as data, and how a measured row is judged.
 
 Every target is a ratio or a rate measured in the same run, at 2 threads, float32,
 on ``fwd+bwd`` of a named case (see :mod:`fastcnn.bench.cases`). A row of the report is
