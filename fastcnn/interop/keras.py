@@ -94,7 +94,7 @@ def _make_layer(layer_cfg, image: bool):
         return L.Dense(cfg["units"], _activation(layer_cfg), cfg["use_bias"], **common)
     if kind == "BatchNormalization":
         _require(layer_cfg, "axis", (-1, 3) if image else (-1, 1))
-        return L.BatchNormalization(cfg["momentum"], cfg["epsilon"], **common)
+        return L.BatchNormalization(momentum=cfg["momentum"], epsilon=cfg["epsilon"], **common)
     if kind == "PReLU":
         if image:
             _require(layer_cfg, "shared_axes", ((1, 2),))
