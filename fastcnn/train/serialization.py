@@ -105,11 +105,34 @@ def _write_atomic(path, arrays: dict) -> None:
         raise
 
 
+#: what to do with another program's file that a user tried to load as fastcnn's
+_READ_HINTS = {
+    ".keras": "It looks like a Keras file: read it with fastcnn.interop.load_keras(path).",
+    ".h5": "It looks like a Keras 2 HDF5 file, which fastcnn does not read: save the model "
+           "as .keras with Keras 3, then use fastcnn.interop.load_keras(path).",
+    ".hdf5": "It looks like a Keras 2 HDF5 file, which fastcnn does not read: save the model "
+             "as .keras with Keras 3, then use fastcnn.interop.load_keras(path).",
+    ".onnx": "It looks like an ONNX file: fastcnn exports ONNX (fastcnn.interop.export_onnx) "
+             "but does not import it.",
+    ".pt": "It looks like a PyTorch file: build the same model in fastcnn and call "
+           "model.load_state_dict_torch(torch.load(path)).",
+    ".pth": "It looks like a PyTorch file: build the same model in fastcnn and call "
+            "model.load_state_dict_torch(torch.load(path)).",
+}
+
+
 def _read(where: str, path) -> tuple[dict, dict]:
     """``(header, arrays)`` of a fastcnn file, every field of the header checked (see
-    :mod:`fastcnn.train.file_header`); any problem is a ValueError naming the file."""
-    arrays = npz_reader.read_npz(where, path)
-    header = file_header.parse_header(where, os.fspath(path), arrays)
+    :mod:`fastcnn.train.file_header`); any problem is a ValueError naming the file (with
+    a pointer to the right reader when the extension says another program wrote it)."""
+    try:
+        arrays = npz_reader.read_npz(where, path)
+        header = file_header.parse_header(where, os.fspath(path), arrays)
+    except ValueError as exc:
+        hint = _READ_HINTS.get(os.path.splitext(os.fspath(path))[1].lower())
+        if hint is None:
+            raise
+        raise type(exc)(f"{exc} {hint}") from exc
     return header, arrays
 
 

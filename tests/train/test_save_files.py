@@ -67,3 +67,41 @@ def test_other_extensions_are_refused_before_writing(tmp_path, name, hint, metho
 def test_uppercase_npz_is_accepted(tmp_path):
     _model().save(tmp_path / "M.NPZ")
     assert load_model(tmp_path / "M.NPZ").built
+
+
+def test_modelcheckpoint_refuses_another_extension_before_training(tmp_path):
+    from fastcnn.train.callbacks import ModelCheckpoint
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: filepath.*'\.npz'.*load_keras"):
+        ModelCheckpoint(str(tmp_path / "best-{epoch:02d}.keras"))
+    # the Keras-style pattern with a .npz suffix is accepted as before
+    ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}-{val_loss:.3f}.npz"))
+
+
+@pytest.mark.parametrize("name, content, hint", [
+    # a real .keras file is a zip of config.json + model.weights.h5
+    ("m.keras", "zip", r"Keras file: read it with fastcnn\.interop\.load_keras"),
+    ("m.h5", b"\x89HDF\r\n\x1a\n" + bytes(64), r"Keras 2 HDF5 file"),
+    ("m.onnx", b"\x08\x07" + bytes(32), r"ONNX file.*does not import"),
+    ("m.pt", b"PK\x03\x04" + bytes(32), r"PyTorch file.*load_state_dict_torch"),
+])
+def test_loading_another_programs_file_names_the_right_reader(tmp_path, name, content, hint):
+    import zipfile
+    path = tmp_path / name
+    if content == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("config.json", "{}")
+            archive.writestr("model.weights.h5", b"")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=hint):
+        load_model(path)
+    with pytest.raises(ValueError, match=hint):
+        _model().load_weights(path)
+
+
+def test_a_broken_npz_gets_no_other_programs_hint(tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable fastcnn file") as info:
+        load_model(path)
+    assert "It looks like" not in str(info.value)

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from fastcnn.common.exceptions import FastCNNWarning
+from fastcnn.train.serialization import check_npz_path
 from fastcnn.train.callbacks.base import (
     Callback,
     _check_mode,
@@ -24,7 +25,8 @@ class ModelCheckpoint(Callback):
     ----------
     filepath : str or PathLike
         May contain ``{epoch}`` (1-based) and log keys:
-        ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+        ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. Must end in ``.npz`` (checked here,
+        before training).
     monitor : str, default "val_loss"
     verbose : 0 or 1
         1 prints one line per epoch saying what was saved, or why not (Keras' wording).
@@ -56,7 +58,9 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", initial_value_threshold=None):
         super().__init__()
-        self.filepath = os.fspath(filepath)
+        # checked now, not at the first epoch's end: a wrong extension ("best.keras")
+        # should not cost an epoch of training to find out
+        self.filepath = check_npz_path("ModelCheckpoint: filepath", filepath)
         self.monitor = str(monitor)
         if verbose not in (0, 1, 2) or isinstance(verbose, bool):
             raise ValueError(f"ModelCheckpoint: verbose must be 0 or 1; got {verbose!r}.")
