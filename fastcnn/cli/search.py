@@ -32,7 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn import zoo
-from fastcnn.cli.train import DATASET_CHOICES, DEFAULT_MODEL, UsageError, _load_data, _split
+from fastcnn.cli.shared import (
+    DATASET_CHOICES,
+    DEFAULT_MODEL,
+    UsageError,
+    load_data,
+    split_validation,
+)
 from fastcnn.data.preprocessing import Standardize
 from fastcnn.train.model import Sequential
 from fastcnn.tuning import DaskExecutor, LocalExecutor, LogUniform, random_search
@@ -173,8 +179,8 @@ def run(args) -> int:
 
 def _prepare(args, cfg):
     """Data (standardized with training statistics), the builder and the run folder."""
-    (x_train, y_train), (x_test, y_test) = _load_data(cfg["dataset"], args.data_dir)
-    (x_fit, y_fit), (x_val, y_val) = _split(x_train, y_train, args.val_split, args.seed)
+    (x_train, y_train), (x_test, y_test) = load_data(cfg["dataset"], args.data_dir)
+    (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, args.val_split, args.seed)
     scaler = Standardize(per="channel").fit(x_fit)
     x_fit, x_val, x_test = (scaler.transform(a) for a in (x_fit, x_val, x_test))
     classes = int(max(y_train.max(), y_test.max())) + 1

@@ -31,9 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn import zoo as models
+from fastcnn.cli.shared import (
+    DATASET_CHOICES,
+    DEFAULT_MODEL,
+    UsageError,
+    load_data,
+    split_validation,
+)
 from fastcnn.common import random as _random
 from fastcnn.common.exceptions import BackendUnavailableError, FastCNNWarning
-from fastcnn.data import datasets
 from fastcnn.data.augment import get as get_augment
 from fastcnn.data.preprocessing import Standardize
 from fastcnn.kernels import _dispatch as _backend
@@ -45,9 +51,6 @@ from fastcnn.optim.schedules import ExponentialDecay
 from fastcnn.train.callbacks import LearningRateScheduler
 from fastcnn.zoo import MODELS
 
-DATASET_CHOICES = ("digits", "mnist", "fashion-mnist", "cifar10")
-DEFAULT_MODEL = {"digits": "digits_cnn", "mnist": "mnist_net", "fashion-mnist": "mnist_net",
-                 "cifar10": "cifar10_net"}
 # Tuned on this project's 2-core machine: digits reaches >= 98% test accuracy within
 # a few seconds of training; the larger data sets get the course's usual few epochs.
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 5, "fashion-mnist": 5, "cifar10": 5}
@@ -57,10 +60,6 @@ DEFAULT_EPOCHS = {"digits": 30, "mnist": 5, "fashion-mnist": 5, "cifar10": 5}
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "nadam": 3e-3, "sgd": 0.05, "rmsprop": 1e-3,
               "adagrad": 0.02, "adadelta": 1.0}
 PROG = "python -m fastcnn train"
-
-
-class UsageError(Exception):
-    """A user error: reported as one line and exit status 2."""
 
 
 def _fail(message: str):
@@ -158,26 +157,6 @@ def _check_args(args) -> dict:
             "epochs": int(epochs)}
 
 
-def _load_data(dataset: str, data_dir):
-    try:
-        if dataset == "digits":
-            return datasets.load_digits()
-        return datasets.load(dataset, data_dir=data_dir)
-    except datasets.DatasetNotFoundError as exc:
-        one_line = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise UsageError(f"{one_line} Hint: pass --data-dir DIR.") from None
-
-
-def _split(x, y, fraction: float, seed: int):
-    if fraction == 0:
-        return (x, y), None
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))
-    n_val = max(1, int(round(fraction * len(x))))
-    val, train = order[:n_val], order[n_val:]
-    return (x[train], y[train]), (x[val], y[val])
-
-
 def _run_dir(args, dataset: str) -> Path:
     if args.out:
         return Path(args.out)
@@ -209,8 +188,8 @@ def run(args) -> int:
 def _prepare_data(cfg, args):
     """Load, split and standardize (training-set statistics only). Returns
     ``(x_fit, y_fit), val, (x_test, y_test), scaler``; ``val`` may be None."""
-    (x_train, y_train), (x_test, y_test) = _load_data(cfg["dataset"], args.data_dir)
-    (x_fit, y_fit), val = _split(x_train, y_train, args.val_split, args.seed)
+    (x_train, y_train), (x_test, y_test) = load_data(cfg["dataset"], args.data_dir)
+    (x_fit, y_fit), val = split_validation(x_train, y_train, args.val_split, args.seed)
     scaler = Standardize(per="channel").fit(x_fit)
     val = None if val is None else (scaler.transform(val[0]), val[1])
     return (scaler.transform(x_fit), y_fit), val, (scaler.transform(x_test), y_test), scaler
