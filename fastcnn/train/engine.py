@@ -54,6 +54,13 @@ class BaseModel(FitMixin):
         return self._graph is not None
 
     @property
+    def graph(self):
+        """The :class:`~fastcnn.train.graph.Graph` the model runs (None until built):
+        ``graph.nodes`` (node 0 the InputLayer) and ``graph.inbound`` (what each reads),
+        for tools that walk the model, such as the ONNX and PyTorch exports."""
+        return self._graph
+
+    @property
     def output_shape(self) -> tuple:
         """Per-sample output shape in NCHW order (what the layers compute)."""
         return self._graph.nodes[-1].output_shape if self.built else None
