@@ -19,11 +19,18 @@ ELU, Sigmoid, Tanh,         Elu, Sigmoid, Tanh, Softmax(axis=1)
 Softmax, Activation
 Maxout                      Gemm, Reshape to ``(N, units, pieces)``, ReduceMax
 Residual                    the main branch, the shortcut (or none), Add
+Add, Multiply               Sum (any number of inputs), a chain of Mul
+Concatenate                 Concat on the NCHW axis the layer joins
 ==========================  ============================================================
 
-The graph has one input ``"input"`` of shape ``(N, C, H, W)`` (``N`` symbolic) and one
-output ``"output"``, both float32: a float64 model's weights are rounded to float32
-(ONNX Runtime has no float64 convolution on CPU). Layers are exported with the weights they
+Any model exports, ``Sequential`` or functional ``Model(inputs, outputs)``: the nodes
+follow the model's graph (``model.graph``: layers in topological order and the tensors
+each reads), so a tensor read by several layers is one ONNX value read by several nodes.
+The graph has one input ``"input"`` and one output ``"output"`` (``N`` symbolic), in the
+model's data format: a ``"channels_last"`` model gets a Transpose to NCHW after the input
+(and back before an image output), as its ``predict`` does at its edge. Both are float32:
+a float64 model's weights are rounded to float32 (ONNX Runtime has no float64
+convolution on CPU). Layers are exported with the weights they
 hold now; a fused activation (``Conv2D(..., activation="relu")``) becomes its own node.
 Needs the ``onnx`` package (``pip install "fastcnn[onnx]"``).
 """
@@ -34,11 +41,14 @@ import os
 
 import numpy as np
 
+from fastcnn.common.data_format import to_external_shape
 from fastcnn.nn.layers import (
     ELU,
     Activation,
+    Add,
     AveragePooling2D,
     BatchNormalization,
+    Concatenate,
     Conv2D,
     Dense,
     Dropout,
@@ -46,6 +56,7 @@ from fastcnn.nn.layers import (
     LeakyReLU,
     Maxout,
     MaxPooling2D,
+    Multiply,
     PReLU,
     ReLU,
     Residual,
@@ -155,7 +166,22 @@ def _residual(g, layer, x):
     return g.op("Add", [h, shortcut], layer.name)
 
 
-#: layer class -> function(graph, layer, input name) -> output name (before activation)
+def _multiply(g, layer, xs):
+    # ONNX's Mul takes two inputs: x_1 * x_2 * ... as fastcnn computes it, left to right.
+    out = xs[0]
+    for x in xs[1:]:
+        out = g.op("Mul", [out, x], layer.name)
+    return out
+
+
+def _concatenate(g, layer, xs):
+    # The layer's axis is read in the model's data format; the NCHW axis it joins:
+    axis = layer._internal_axis(len(layer.input_shape[0])) + 1
+    return g.op("Concat", xs, layer.name, axis=axis)
+
+
+#: layer class -> function(graph, layer, input name) -> output name (before activation);
+#: a merge layer's function gets the list of its input names
 _EXPORTERS = {
     Conv2D: _conv,
     MaxPooling2D: _max_pool,
@@ -175,11 +201,15 @@ _EXPORTERS = {
     Tanh: lambda g, layer, x: g.op("Tanh", [x], layer.name),
     Softmax: lambda g, layer, x: g.op("Softmax", [x], layer.name, axis=1),
     Residual: _residual,
+    Add: lambda g, layer, xs: g.op("Sum", xs, layer.name),
+    Multiply: _multiply,
+    Concatenate: _concatenate,
 }
 
 
-def _emit(g: _Graph, layer, x: str) -> str:
-    """The nodes of ``layer`` (then of its fused activation) applied to tensor ``x``."""
+def _emit(g: _Graph, layer, x) -> str:
+    """The nodes of ``layer`` (then of its fused activation) applied to tensor ``x`` (the
+    list of input names for a merge layer)."""
     exporter = _EXPORTERS.get(type(layer))
     if exporter is None:
         raise NotImplementedError(
@@ -189,6 +219,17 @@ def _emit(g: _Graph, layer, x: str) -> str:
     if layer._activation is not None:
         out = _emit(g, layer._activation, out)
     return out
+
+
+def _emit_graph(g: _Graph, graph, x: str) -> str:
+    """The nodes of every layer of ``graph`` in its topological order, node 0 (the
+    InputLayer) being tensor ``x``; returns the name of the last node's output."""
+    names = [x] + [None] * (len(graph.nodes) - 1)
+    for i in range(1, len(graph.nodes)):
+        layer, ins = graph.nodes[i], graph.inbound[i]
+        arg = [names[j] for j in ins] if layer.is_merge else names[ins[0]]
+        names[i] = _emit(g, layer, arg)
+    return names[-1]
 
 
 def to_onnx(model):
@@ -201,17 +242,24 @@ def to_onnx(model):
         raise RuntimeError("export_onnx: the model is not built, so it has no weights yet. "
                            "Hint: pass input_shape=... to Sequential or call model.build().")
     g = _Graph(helper, numpy_helper, np.float32)
-    elem_type = TensorProto.FLOAT
+    graph = model.graph
+    in_shape, out_shape = graph.nodes[0].output_shape, graph.nodes[-1].output_shape
+    # A channels-last model takes and returns images as (N, H, W, C): transpose at the
+    # edge, as model.predict does (train/edge.py); the layers compute in NCHW.
+    channels_last = model.data_format == "channels_last"
     x = "input"
-    for layer in model.layers:
-        x = _emit(g, layer, x)
+    if channels_last and len(in_shape) == 3:
+        x = g.op("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
+    x = _emit_graph(g, graph, x)
+    if channels_last and len(out_shape) == 3:
+        x = g.op("Transpose", [x], "to_nhwc", perm=[0, 2, 3, 1])
     g.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
-    graph = helper.make_graph(
-        g.nodes, model.name,
-        [helper.make_tensor_value_info("input", elem_type, ["N", *model.input_shape])],
-        [helper.make_tensor_value_info("output", elem_type, ["N", *model.output_shape])],
-        initializer=g.initializers)
-    proto = helper.make_model(graph, producer_name="fastcnn",
+    declared = [helper.make_tensor_value_info(
+        name, TensorProto.FLOAT, ["N", *to_external_shape(shape, model.data_format)])
+        for name, shape in (("input", in_shape), ("output", out_shape))]
+    onnx_graph = helper.make_graph(g.nodes, model.name, declared[:1], declared[1:],
+                                   initializer=g.initializers)
+    proto = helper.make_model(onnx_graph, producer_name="fastcnn",
                               opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(proto, full_check=True)
     return proto

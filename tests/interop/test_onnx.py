@@ -7,7 +7,7 @@ from fastcnn.interop import export_onnx
 from fastcnn.nn.layers import AveragePooling2D, Conv2D, Dense, Flatten
 from fastcnn.tools.testing import assert_close
 from fastcnn.train.model import Sequential
-from _interop_nets import every_layer_cnn, images, randomize
+from _interop_nets import every_layer_cnn, image_output_net, images, merge_net, randomize
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -29,6 +29,34 @@ def test_every_layer_matches_predict_in_onnxruntime(tmp_path):
     # the batch axis is symbolic: another batch size runs too
     assert_close(run_onnx(path, images(n=2, seed=4)), model.predict(images(n=2, seed=4)),
                  kind="torch-forward", what="onnxruntime, batch of 2")
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_functional_model_with_every_merge_layer(tmp_path, data_format):
+    model = merge_net(data_format)
+    x = images(n=6)
+    if data_format == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    path = export_onnx(model, tmp_path / "merges.onnx")
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert {"Sum", "Mul", "Concat"} <= set(ops)
+    assert ops.count("Transpose") == (data_format == "channels_last")   # input side only
+    assert_close(run_onnx(path, x), model.predict(x), kind="torch-forward",
+                 what="onnxruntime vs predict, functional model")
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_image_output_keeps_the_data_format(tmp_path, data_format):
+    model = image_output_net(data_format)
+    shape = (6, 5, 2) if data_format == "channels_last" else (2, 6, 5)
+    x = images(n=3, shape=shape)
+    proto = onnx.load(export_onnx(model, tmp_path / "img.onnx"))
+    dims = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+            for v in (proto.graph.input[0], proto.graph.output[0])]
+    out = (6, 5, 4) if data_format == "channels_last" else (4, 6, 5)
+    assert dims == [["N", *shape], ["N", *out]]
+    got = run_onnx(tmp_path / "img.onnx", x)
+    assert_close(got, model.predict(x), kind="torch-forward", what="image output")
 
 
 def test_graph_is_valid_and_names_its_io(tmp_path):
