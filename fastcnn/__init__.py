@@ -79,11 +79,12 @@ from fastcnn.train.model import Sequential, load_model
 
 _compat.install()
 
-# Running from a clone's root imports this source folder, not the installed package:
-# say so (once, here) when it has no compiled extension, rather than run slowly.
-_source_tree_problem = _diagnose.source_tree_problem(os.path.dirname(os.path.abspath(__file__)))
-if _source_tree_problem is not None:
-    warnings.warn(_source_tree_problem, FastCNNWarning, stacklevel=2)
+# Running from a clone's root imports this source folder, not the installed package; an
+# install without a C compiler has no extension and pip hid the build's warning: say so
+# (once, here) rather than run slowly.
+_import_problem = _diagnose.import_problem(os.path.dirname(os.path.abspath(__file__)))
+if _import_problem is not None:
+    warnings.warn(_import_problem, FastCNNWarning, stacklevel=2)
 
 #: tool modules imported on first attribute access: name -> module
 _LAZY_MODULES = {

@@ -84,3 +84,83 @@ def test_config_in_an_unbuilt_clone_root_warns_once_and_explains(tmp_path):
     assert run.stderr.count("FastCNNWarning: fastcnn is imported from its source tree") == 1
     assert (f"cython  missing: imported from the source tree {clone / 'fastcnn'}, which has "
             f"no built extension") in run.stdout
+
+
+def fake_install(site, purelib, built=False):
+    """``site`` laid out as site-packages after ``pip install``: fastcnn/ and its
+    dist-info, whose WHEEL says whether the wheel was pure Python."""
+    folder = site / "fastcnn" / "kernels" / "cython"
+    folder.mkdir(parents=True)
+    if built:
+        (folder / f"_kernels{SUFFIX}").write_bytes(b"")
+    info = site / "fastcnn-0.1.0.dist-info"
+    info.mkdir()
+    (info / "WHEEL").write_text(f"Wheel-Version: 1.0\nGenerator: setuptools (80.9.0)\n"
+                                f"Root-Is-Purelib: {str(purelib).lower()}\n"
+                                f"Tag: {'py3-none-any' if purelib else 'cp311-cp311-linux'}\n")
+    return str(site / "fastcnn")
+
+
+def test_an_install_whose_build_failed_is_named_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("FASTCNN_NO_EXTENSION", raising=False)
+    package = fake_install(tmp_path / "failed", purelib=False)
+    message = _diagnose.failed_build_problem(package)
+    assert f"fastcnn at {package} was installed WITHOUT its compiled extension" in message
+    assert "no C compiler" in message and "pip install --force-reinstall" in message
+    assert _diagnose.import_problem(package) == message
+    # a built platform wheel, a pure-Python wheel (FASTCNN_NO_EXTENSION=1 at build time),
+    # no dist-info at all (not a pip install), a source tree: nothing to say here
+    assert _diagnose.failed_build_problem(
+        fake_install(tmp_path / "built", purelib=False, built=True)) is None
+    assert _diagnose.failed_build_problem(fake_install(tmp_path / "pure", purelib=True)) is None
+    assert _diagnose.failed_build_problem(fake_tree(tmp_path / "clone")) is None
+    bare = tmp_path / "bare" / "fastcnn"
+    bare.mkdir(parents=True)
+    assert _diagnose.failed_build_problem(str(bare)) is None
+    monkeypatch.setenv("FASTCNN_NO_EXTENSION", "1")            # a pure-Python run, meant
+    assert _diagnose.failed_build_problem(package) is None
+
+
+def _build_wheel_without_compiler(tmp_path) -> str:
+    """``pip wheel`` of a copy of this source tree with CC pointing nowhere (the
+    "machine without a C compiler"); returns the wheel's path."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastcnn.__file__)))
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "build", "*.egg-info")
+    src.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(root, name), src / name)
+    for name in ("csrc", "fastcnn"):
+        shutil.copytree(os.path.join(root, name), src / name, ignore=skip)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTCNN_NO_EXTENSION", "FASTCNN_REQUIRE_EXTENSION")}
+    env["CC"] = "/nonexistent/cc"
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                          "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                         env=env, capture_output=True, text=True, timeout=900,
+                         stdin=subprocess.DEVNULL, start_new_session=True)  # no terminal
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    # what pip shows a user without a terminal: no word of the failed build
+    assert "NO C COMPILER FOUND" not in run.stdout + run.stderr
+    wheels = list((tmp_path / "dist").glob("fastcnn-*.whl"))
+    assert len(wheels) == 1 and not wheels[0].name.endswith("-none-any.whl"), wheels
+    return str(wheels[0])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="builds a wheel and runs a subprocess")
+def test_pip_install_without_a_compiler_warns_on_first_import(tmp_path):
+    wheel = _build_wheel_without_compiler(tmp_path)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile",
+                    "--target", str(site), wheel], check=True, capture_output=True,
+                   timeout=300)
+    assert not _diagnose.has_extension(str(site / "fastcnn"))
+    env = {k: v for k, v in os.environ.items() if k != "FASTCNN_NO_EXTENSION"}
+    env["PYTHONPATH"] = str(site)
+    run = subprocess.run([sys.executable, "-c", "import fastcnn, fastcnn.kernels; "
+                          "print(fastcnn.available_backends())"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "'cython'" not in run.stdout
+    assert run.stderr.count("was installed WITHOUT its compiled extension") == 1, run.stderr
