@@ -6,7 +6,8 @@
   equivalent ``torch.nn`` model, or a ``state_dict`` for one you wrote;
   :func:`load_state_dict_torch` is the way in (needs PyTorch);
 * :func:`load_keras` (:mod:`fastcnn.interop.keras`): a Keras 3 ``.keras`` file as a
-  fastcnn ``Sequential`` (needs ``pip install "fastcnn[keras]"``, i.e. h5py; not Keras).
+  fastcnn ``Sequential`` or functional ``Model`` (needs ``pip install "fastcnn[keras]"``,
+  i.e. h5py; not Keras).
 
 Every optional package is imported inside the function that needs it, so importing
 this package costs nothing extra.
