@@ -33,7 +33,7 @@ import secrets
 import numpy as np
 
 from fastcnn.nn import losses
-from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, PReLU
+from fastcnn.nn.layers import BatchNormalization, Conv2D, Dense, Maxout, PReLU
 from fastcnn.nn.layers.base import _all_layers, checking_new_arrays
 from fastcnn.optim import optimizers
 from fastcnn.train import file_header, npz_reader, temp_files
@@ -297,7 +297,8 @@ def load_state_dict_torch(model, state_dict) -> None:
 
     Entries are consumed in order (``num_batches_tracked`` is skipped) and matched to
     the model's layers in order: ``Conv2d.weight/bias`` -> ``Conv2D`` kernel/bias as
-    is (both OIHW); ``Linear.weight`` ``(out, in)`` -> ``Dense`` kernel transposed;
+    is (both OIHW); ``Linear.weight`` ``(out, in)`` -> ``Dense`` (or ``Maxout``: a
+    Linear to ``units * pieces``, then a max) kernel transposed;
     ``BatchNorm.weight/bias/running_mean/running_var`` -> gamma/beta/moving stats;
     ``PReLU.weight`` -> alpha. Values are converted to the model's dtype (this
     explicit import is the one place a cast happens). Only arrays are copied:
@@ -326,9 +327,9 @@ def load_state_dict_torch(model, state_dict) -> None:
                            "input_shape=... to Sequential.")
     updates = []
     for layer in _all_layers(model.layers):
-        if isinstance(layer, (Conv2D, Dense)):
+        if isinstance(layer, (Conv2D, Dense, Maxout)):
             updates.append((layer.kernel.data, take(layer, "kernel", layer.kernel.shape,
-                                                    transpose=isinstance(layer, Dense))))
+                                                    transpose=not isinstance(layer, Conv2D))))
             if layer.bias is not None:
                 updates.append((layer.bias.data, take(layer, "bias", layer.bias.shape)))
         elif isinstance(layer, BatchNormalization):
