@@ -127,6 +127,17 @@ def test_state_dict_loads_into_a_handwritten_torch_model():
         np.testing.assert_array_equal(a.data, b.data)
 
 
+@pytest.mark.parametrize("make", [every_layer_cnn, merge_net])
+def test_state_dict_round_trips_through_load_state_dict_torch(make):
+    model = make()
+    clone = type(model).from_config(model.get_config())
+    load_state_dict_torch(clone, to_torch_state_dict(model))
+    for a, b in zip(model.get_weights(), clone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = images(n=3)
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+
+
 def test_state_dict_mismatch_errors():
     model = Sequential([Flatten(), Dense(3)], input_shape=(1, 2, 2))
     with pytest.raises(ValueError, match=r"'0.weight' has shape \(3, 5\) in `like` but "
