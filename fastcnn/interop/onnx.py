@@ -30,8 +30,8 @@ The graph has one input ``"input"`` and one output ``"output"`` (``N`` symbolic)
 model's data format: a ``"channels_last"`` model gets a Transpose to NCHW after the input
 (and back before an image output), as its ``predict`` does at its edge. Both are float32:
 a float64 model's weights are rounded to float32 (ONNX Runtime has no float64
-convolution on CPU). Layers are exported with the weights they
-hold now; a fused activation (``Conv2D(..., activation="relu")``) becomes its own node.
+convolution on CPU). Layers are exported with the weights they hold now; a fused
+activation (``Conv2D(..., activation="relu")``) becomes its own node.
 Needs the ``onnx`` package (``pip install "fastcnn[onnx]"``).
 """
 
