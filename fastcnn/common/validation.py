@@ -6,6 +6,7 @@ These run before any compiled code, which therefore may assume valid input.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 
 def as_float_array(where: str, name: str, value, ndim=None) -> np.ndarray:
@@ -33,6 +35,14 @@ def as_float_array(where: str, name: str, value, ndim=None) -> np.ndarray:
     rank a ``ValueError``. Non-contiguous and read-only inputs are accepted
     (a non-contiguous one is copied once, here).
     """
+    # The common case first, in a few attribute reads: already a C-contiguous float
+    # array of an allowed rank, not 0-d (native float32/float64 dtypes are singletons,
+    # so ``is`` compares them; anything else takes the full checks below).
+    if (type(value) is np.ndarray and (value.dtype is _FLOAT32 or value.dtype is _FLOAT64)
+            and value.flags.c_contiguous and value.ndim
+            and (ndim is None or value.ndim == ndim
+                 or (type(ndim) is tuple and value.ndim in ndim))):
+        return value
     if not isinstance(value, np.ndarray):
         raise TypeError(
             f"{where}: {name} must be a numpy.ndarray of float32 or float64; "
@@ -83,7 +93,10 @@ MAX_WINDOW_INT = 2**31 - 1
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # ``type(value) is int`` first: the common case, without the slow ABC check of
+    # ``numbers.Integral`` (bool is a subclass of int, so its type is never int).
+    return type(value) is int or (isinstance(value, numbers.Integral)
+                                  and not isinstance(value, bool))
 
 
 def check_positive_int(where: str, name: str, value) -> int:
@@ -100,6 +113,12 @@ def check_nonnegative_int(where: str, name: str, value) -> int:
 
 def to_pair(where: str, name: str, value, minimum: int = 1) -> tuple[int, int]:
     """Normalise an int or an ``(h, w)`` pair of ints to a tuple of two ints >= minimum."""
+    if type(value) is int and minimum <= value <= MAX_WINDOW_INT:
+        return value, value          # the common case, checked in one comparison
+    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int
+            and type(value[1]) is int and minimum <= min(value)
+            and max(value) <= MAX_WINDOW_INT):
+        return value                 # already a valid pair of plain ints
     if _is_int(value):
         pair = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
@@ -118,7 +137,10 @@ def to_pair(where: str, name: str, value, minimum: int = 1) -> tuple[int, int]:
 def check_float(where: str, name: str, value, low=None, high=None,
                 low_inclusive=True, high_inclusive=True) -> float:
     """A real number within an optional interval."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
+    if type(value) is not float and (not isinstance(value, numbers.Real)
+                                     or isinstance(value, bool)):
+        raise ValueError(f"{where}: {name} must be a finite real number; got {value!r}.")
+    if not (math.isfinite(value) if type(value) is float else np.isfinite(value)):
         raise ValueError(f"{where}: {name} must be a finite real number; got {value!r}.")
     ok_low = low is None or (value >= low if low_inclusive else value > low)
     ok_high = high is None or (value <= high if high_inclusive else value < high)

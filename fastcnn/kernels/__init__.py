@@ -37,12 +37,14 @@ takes ``((top, bottom), (left, right))`` for the asymmetric padding of Keras'
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastcnn.kernels import _dispatch as _backend
 from fastcnn.kernels.cache import KernelCache
 from fastcnn.kernels.cache import check_dout as _check_dout
-from fastcnn.kernels.geometry import WindowGeometry, parse_padding
+from fastcnn.kernels.geometry import parse_padding, window_geometry
 from fastcnn.kernels.pooling import (
     adaptive_avgpool2d_backward,
     adaptive_avgpool2d_forward,
@@ -99,7 +101,7 @@ def _window_geometry(where, x_shape, kh, kw, stride, padding, what="kernel", dil
             f"{padded_h}x{padded_w} (input {h}x{w}, padding top/bottom/left/right = "
             f"{top}/{bottom}/{left}/{right}); output would be empty."
         )
-    return WindowGeometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right, dh, dw)
+    return window_geometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right, dh, dw)
 
 
 # --------------------------------------------------------------------------- conv
@@ -252,36 +254,38 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     where = "batchnorm_forward"
     x = as_float_array(where, "x", x, ndim=(2, 4))
     c = x.shape[1]
-    arrays = {}
-    for name, value in (("gamma", gamma), ("beta", beta),
-                        ("running_mean", running_mean), ("running_var", running_var)):
-        arrays[name] = as_float_array(where, name, value, ndim=1)
-        check_shape(where, name, arrays[name], (c,))
-    check_same_dtype(where, x=x, **arrays)
+    gamma, beta, rm, rv = (
+        _channel_vector(where, name, value, c)
+        for name, value in (("gamma", gamma), ("beta", beta),
+                            ("running_mean", running_mean), ("running_var", running_var)))
+    dtype = x.dtype
+    if not (gamma.dtype is dtype and beta.dtype is dtype and rm.dtype is dtype
+            and rv.dtype is dtype):          # the full check only when it may fail
+        check_same_dtype(where, x=x, gamma=gamma, beta=beta, running_mean=rm,
+                         running_var=rv)
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"{where}: training must be a bool; got {training!r}.")
     momentum = check_float(where, "momentum", momentum, 0.0, 1.0)
     eps = check_float(where, "eps", eps, 0.0, None, low_inclusive=False)
     n = x.shape[0]
-    spatial = int(np.prod(x.shape[2:])) if x.ndim == 4 else 1
+    spatial = math.prod(x.shape[2:])       # 1 for (N, D)
     if training and n > 0 and spatial == 0:
         raise ValueError(f"{where}: training mode needs a non-empty batch to compute "
                          f"statistics; got x.shape={x.shape}.")
-    for name in ("running_mean", "running_var"):
-        original = running_mean if name == "running_mean" else running_var
-        if training and not original.flags.writeable:
-            raise ValueError(f"{where}: {name} must be writeable in training mode "
-                             f"(it is updated in place).")
+    if training:
+        for name, original in (("running_mean", running_mean), ("running_var", running_var)):
+            if not original.flags.writeable:
+                raise ValueError(f"{where}: {name} must be writeable in training mode "
+                                 f"(it is updated in place).")
     if training and n == 0:
         # PyTorch's rule: an empty batch has no statistics, so it gives an empty output
         # and leaves the running statistics alone. Its gradients are empty (dx) and zero
         # (dgamma, dbeta) -- exactly what inference mode computes on an empty batch.
         training = False
     x3 = x.reshape(n, c, spatial)
-    rm, rv = arrays["running_mean"], arrays["running_var"]
     name, module = _current()
-    out3, data = module.batchnorm_forward(x3, arrays["gamma"], arrays["beta"], rm, rv,
-                                          bool(training), momentum, eps)
+    out3, data = module.batchnorm_forward(x3, gamma, beta, rm, rv, bool(training), momentum,
+                                          eps)
     if training:
         # The backend updated contiguous copies if the caller's arrays were not
         # contiguous; write the update back so nothing is lost.
@@ -290,6 +294,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
         if rv is not running_var:
             running_var[...] = rv
     return out3.reshape(x.shape), KernelCache("batchnorm", name, x.shape, x.dtype, data)
+
+
+def _channel_vector(where: str, name: str, value, c: int) -> np.ndarray:
+    """One of batch norm's per-channel vectors: a float array of shape ``(C,)``."""
+    value = as_float_array(where, name, value, ndim=1)
+    if value.shape[0] != c:
+        check_shape(where, name, value, (c,))      # raises, quoting both shapes
+    return value
 
 
 def batchnorm_backward(dout, cache):
@@ -305,7 +317,7 @@ def batchnorm_backward(dout, cache):
     dout = _check_dout("batchnorm_backward", dout, cache)
     shape = dout.shape
     n, c = shape[0], shape[1]
-    spatial = int(np.prod(shape[2:])) if len(shape) == 4 else 1
+    spatial = math.prod(shape[2:])         # 1 for (N, D)
     dx3, dgamma, dbeta = _backend.backend_module(cache.backend).batchnorm_backward(
         dout.reshape(n, c, spatial), cache.data)
     return dx3.reshape(shape), dgamma, dbeta

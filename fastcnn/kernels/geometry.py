@@ -35,13 +35,14 @@ starting in the bottom padding would hold padding only, and is dropped)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
 from fastcnn.common.validation import MAX_WINDOW_INT, _is_int, to_pair
 
-__all__ = ["WindowGeometry", "PoolWindows", "ConvCase", "output_size", "same_padding",
+__all__ = ["WindowGeometry", "window_geometry", "PoolWindows", "ConvCase", "output_size",
+           "same_padding",
            "parse_padding", "avgpool_windows", "adaptive_windows",
            "is_pointwise", "is_depthwise", "is_pool2x2"]
 
@@ -74,6 +75,13 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 def parse_padding(where: str, padding) -> tuple[int, int, int, int]:
     """``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))`` -> (top, bottom, left, right)."""
+    if type(padding) is int and 0 <= padding <= MAX_WINDOW_INT:
+        return padding, padding, padding, padding        # the common case, at once
+    if (type(padding) is tuple and len(padding) == 2 and type(padding[0]) is tuple
+            and type(padding[1]) is tuple and len(padding[0]) == 2 and len(padding[1]) == 2):
+        flat = padding[0] + padding[1]                    # Keras' "same", as layers pass it
+        if all(type(v) is int and 0 <= v <= MAX_WINDOW_INT for v in flat):
+            return flat
     if (isinstance(padding, (tuple, list)) and len(padding) == 2
             and all(isinstance(p, (tuple, list)) for p in padding)):
         flat = [v for p in padding for v in p]
@@ -158,6 +166,24 @@ class WindowGeometry:
     @property
     def is_symmetric(self) -> bool:
         return self.pad_top == self.pad_bottom and self.pad_left == self.pad_right
+
+
+@lru_cache(maxsize=1024)
+def window_geometry(n: int, c: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int,
+                    pad_top: int, pad_bottom: int, pad_left: int, pad_right: int,
+                    dh: int = 1, dw: int = 1, ceil_mode: bool = False) -> WindowGeometry:
+    """``WindowGeometry(n, c, ..., ceil_mode)`` with ``oh``/``ow`` already computed, made
+    once per distinct geometry and shared afterwards (memoized on these plain ints).
+
+    A training step asks for the same few geometries on every batch; the kernel API
+    calls this after validating its arguments, so only valid geometries are kept.
+    Sharing one instance is safe: the dataclass is frozen (``oh``/``ow`` are computed
+    here, before anyone else sees it). Equal to building ``WindowGeometry(...)`` afresh.
+    """
+    g = WindowGeometry(n, c, h, w, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right,
+                       dh, dw, ceil_mode)
+    g.oh, g.ow                       # noqa: B018 - fill the cached properties now
+    return g
 
 
 def is_pointwise(g: WindowGeometry) -> bool:

@@ -22,10 +22,10 @@ from fastcnn.common.validation import _is_int, as_float_array, to_pair
 from fastcnn.kernels import _dispatch
 from fastcnn.kernels.cache import KernelCache, check_cache, check_dout
 from fastcnn.kernels.geometry import (
-    WindowGeometry,
     adaptive_windows,
     avgpool_windows,
     parse_padding,
+    window_geometry,
 )
 
 __all__ = [
@@ -85,7 +85,7 @@ def _pool_geometry(where, x_shape, size, stride, padding, dilation=1, ceil_mode=
             f"{h + top + bottom}x{w + left + right} (size {kh}x{kw}, dilation {dh}x{dw}, "
             f"input {h}x{w}, padding top/bottom/left/right = {top}/{bottom}/{left}/{right}); "
             f"output would be empty.")
-    g = WindowGeometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right, dh, dw, ceil_mode)
+    g = window_geometry(n, c, h, w, kh, kw, sh, sw, top, bottom, left, right, dh, dw, ceil_mode)
     if (_first_real_tap_missing(h, kh, sh, dh, top, g.oh)
             or _first_real_tap_missing(w, kw, sw, dw, left, g.ow)):
         raise ValueError(

@@ -252,41 +252,56 @@ def avgpool2d_backward(dout, win):
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """``x`` is (N, C, L); statistics over axes 0 and 2 in double; running statistics
-    updated in place in training mode. Cache ``(x, gamma, mean, invstd, training)``."""
+    updated in place in training mode. Cache ``(x, gamma, mean, invstd, training)``.
+
+    The C kernels write every element of ``out``, ``mean``, ``var`` and ``invstd``, so
+    they are allocated uninitialised (``np.empty``), one (3, C) block for the three."""
     n, c, l = x.shape
+    out = np.empty_like(x)
     if training:
-        mean = np.zeros(c, dtype=np.float64)
-        var = np.zeros(c, dtype=np.float64)
-        invstd = np.zeros(c, dtype=np.float64)
-        out = np.empty_like(x)
+        mean, var, invstd = np.empty((3, c), dtype=np.float64)
         if x.size:   # statistics and normalisation, channel by channel (one pass over memory)
             _kernels.batchnorm_forward_train(x, gamma, beta, float(eps), mean, var, invstd,
                                              out, threads_for(x.size))
-        else:
+        else:        # an empty (N, C, 0) batch: the reference's zero statistics
+            mean.fill(0.0)
+            var.fill(0.0)
             invstd = 1.0 / np.sqrt(var + eps)
-        # the reference's expression, so the update rounds exactly as it does
-        running_mean[...] = momentum * running_mean + (1 - momentum) * mean
-        running_var[...] = momentum * running_var + (1 - momentum) * var
+        _running_update_(running_mean, mean, momentum)
+        _running_update_(running_var, var, momentum)
     else:
         mean = running_mean.astype(np.float64)
-        var = running_var.astype(np.float64)
-        invstd = 1.0 / np.sqrt(var + eps)   # the C kernel computes it the same way
-        out = np.empty_like(x)
+        invstd = running_var.astype(np.float64)
+        invstd += eps                 # 1 / sqrt(var + eps), as the C kernel computes it,
+        np.sqrt(invstd, out=invstd)   # in place: one (C,) array instead of three
+        np.divide(1.0, invstd, out=invstd)
         if x.size:
             _kernels.batchnorm_apply(x, gamma, beta, mean, invstd, out, threads_for(x.size))
     return out, (x, gamma, mean, invstd, bool(training))
 
 
+def _running_update_(running, batch_stat, momentum: float) -> None:
+    """``running = momentum * running + (1 - momentum) * batch_stat`` in place, with the
+    same operations and dtypes as the reference's expression, so the same bits: the
+    first product in the dtype of ``running`` (a Python float does not promote it), the
+    second and the sum in double (``batch_stat`` is double), one rounding at the end."""
+    scaled = running * momentum
+    scaled += (1 - momentum) * batch_stat     # computed in double, stored rounded once
+    running[...] = scaled
+
+
 def batchnorm_backward(dout, cache):
     """``dbeta = sum(dout)``, ``dgamma = sum(dout * xhat)``; training:
     ``dx = gamma*invstd/M * (M*dout - dbeta - xhat*dgamma)``, inference:
-    ``dx = gamma*invstd * dout``."""
+    ``dx = gamma*invstd * dout``. The C kernel writes every element of ``dx``, ``dgamma``
+    and ``dbeta``."""
     x, gamma, mean, invstd, training = cache
     c = x.shape[1]
     dx = np.empty_like(dout)
-    dgamma = np.zeros(c, dtype=np.float64)
-    dbeta = np.zeros(c, dtype=np.float64)
     if dout.size:
+        dgamma, dbeta = np.empty((2, c), dtype=np.float64)
         _kernels.batchnorm_backward(dout, x, gamma, mean, invstd, dx, dgamma, dbeta,
                                     training, threads_for(x.size))
+    else:
+        dgamma = dbeta = np.zeros(c, dtype=np.float64)
     return dx, dgamma.astype(dout.dtype), dbeta.astype(dout.dtype)
