@@ -18,21 +18,30 @@ __all__ = ["accuracy", "sparse_categorical_accuracy", "categorical_accuracy",
            "binary_accuracy", "get"]
 
 
+def _fraction_true(hits: np.ndarray) -> float:
+    """``np.mean(hits)`` of a bool array, as a float: the count of True over the size
+    (the same number: NumPy's mean sums the bools exactly in double, then divides; a
+    count is cheaper than a floating-point sum). An empty array keeps NumPy's NaN."""
+    if hits.size == 0:
+        return float(np.mean(hits))
+    return float(np.count_nonzero(hits) / hits.size)
+
+
 def sparse_categorical_accuracy(pred: np.ndarray, y) -> float:
     """``mean(argmax(pred, axis=1) == y)`` for integer labels ``y (N,)``."""
     y = np.asarray(y).reshape(-1)
-    return float(np.mean(pred.argmax(axis=1) == y))
+    return _fraction_true(pred.argmax(axis=1) == y)
 
 
 def categorical_accuracy(pred: np.ndarray, y) -> float:
     """``mean(argmax(pred) == argmax(y))`` for one-hot ``y (N, K)``."""
-    return float(np.mean(pred.argmax(axis=1) == np.asarray(y).argmax(axis=1)))
+    return _fraction_true(pred.argmax(axis=1) == np.asarray(y).argmax(axis=1))
 
 
 def binary_accuracy(pred: np.ndarray, y, threshold: float = 0.5) -> float:
     """``mean((pred > threshold) == y)`` over all outputs."""
     y = np.asarray(y).reshape(pred.shape)
-    return float(np.mean((pred > threshold) == (y > 0.5)))
+    return _fraction_true((pred > threshold) == (y > 0.5))
 
 
 def accuracy(pred: np.ndarray, y) -> float:
