@@ -254,10 +254,10 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     where = "batchnorm_forward"
     x = as_float_array(where, "x", x, ndim=(2, 4))
     c = x.shape[1]
-    gamma, beta, rm, rv = (
-        _channel_vector(where, name, value, c)
-        for name, value in (("gamma", gamma), ("beta", beta),
-                            ("running_mean", running_mean), ("running_var", running_var)))
+    gamma = _channel_vector(where, "gamma", gamma, c)
+    beta = _channel_vector(where, "beta", beta, c)
+    rm = _channel_vector(where, "running_mean", running_mean, c)
+    rv = _channel_vector(where, "running_var", running_var, c)
     dtype = x.dtype
     if not (gamma.dtype is dtype and beta.dtype is dtype and rm.dtype is dtype
             and rv.dtype is dtype):          # the full check only when it may fail
