@@ -10,7 +10,10 @@
 #define FC_T float
 #define FC_NAME(base) base##_f32
 #define FC_GEMM fc_sgemm_fn
+#include "fc_gemm_impl.h"
+#include "fc_winograd_impl.h"
 #include "fc_conv_impl.h"
+#include "fc_depthwise_impl.h"
 #undef FC_T
 #undef FC_NAME
 #undef FC_GEMM
@@ -18,7 +21,10 @@
 #define FC_T double
 #define FC_NAME(base) base##_f64
 #define FC_GEMM fc_dgemm_fn
+#include "fc_gemm_impl.h"
+#include "fc_winograd_impl.h"
 #include "fc_conv_impl.h"
+#include "fc_depthwise_impl.h"
 #undef FC_T
 #undef FC_NAME
 #undef FC_GEMM

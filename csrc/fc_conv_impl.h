@@ -36,24 +36,13 @@
  * block by block in order by one thread (beta = 1 GEMMs), and the partials are added in run
  * order at the end. No step depends on the thread count: results are bitwise identical for
  * any (a single-threaded BLAS call gives the same bits whichever thread makes it).
+ *
+ * Winograd (p->winograd, 3x3 stride 1 dilation 1 groups 1 only; fc_winograd_impl.h): the
+ * forward block and the backward's dx become F(2x2, 3x3) Winograd blocks (16 GEMMs of
+ * 2.25x fewer multiply-adds than im2col's one), with the transformed filters made once per
+ * call into work[0 .. shared) before the parallel region; dW keeps im2col (above). The
+ * thread slots then start at work + shared. Same partition, same determinism.
  */
-
-/* Row-major c = alpha * op(a) @ op(b) + beta * c, op(a): (m, k), op(b): (k, n), through a
- * column-major BLAS. A row-major (r x s) matrix with leading dimension ld is, in memory, the
- * column-major (s x r) matrix of its transpose; so instead of C = A B we ask BLAS for
- * C^T = op(B)^T op(A)^T: swap the operands (b first), swap m and n, keep each operand's own
- * transpose flag (sklearn's _cython_blas trick). No copy is made. Sizes fit an int (checked
- * in Python); BLAS does not write a or b (the casts only drop const for its prototype). */
-static inline void FC_NAME(fc_gemm)(FC_GEMM gemm, int trans_a, int trans_b, fc_index_t m,
-                                    fc_index_t n, fc_index_t k, FC_T alpha, const FC_T *a,
-                                    fc_index_t lda, const FC_T *b, fc_index_t ldb, FC_T beta,
-                                    FC_T *c, fc_index_t ldc)
-{
-    char ta = trans_a ? 't' : 'n', tb = trans_b ? 't' : 'n';
-    int im = (int)m, in = (int)n, ik = (int)k, ilda = (int)lda, ildb = (int)ldb;
-    int ildc = (int)ldc;
-    gemm(&tb, &ta, &in, &im, &ik, &alpha, (FC_T *)b, &ildb, (FC_T *)a, &ilda, &beta, c, &ildc);
-}
 
 /* out[img, f, k] = buf[f, img*P + k] + b[f]   (buf: (F, n*P) GEMM result, out: NCHW) */
 static void FC_NAME(fc_conv_scatter_bias)(const FC_T *FC_RESTRICT buf, const FC_T *FC_RESTRICT b,
@@ -103,16 +92,6 @@ static void FC_NAME(fc_conv_gather_dout)(const FC_T *FC_RESTRICT dout, FC_T *FC_
 
 #ifndef FC_CONV_PLAN_DEFINED
 #define FC_CONV_PLAN_DEFINED
-/* Compile the marked function for AVX2 and for the baseline, chosen at load time (GCC's
- * function multiversioning through an ifunc, hence x86-64 Linux only); elsewhere one plain
- * version. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FC_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define FC_TARGET_CLONES
-#endif
-
-static inline fc_index_t fc_min_index(fc_index_t a, fc_index_t b) { return a < b ? a : b; }
 
 /* The defensive check of a plan against its geometry (Python made both; a failure is a
  * bug): groups divide C and F, at least one image per block, a slot big enough for one
@@ -123,11 +102,40 @@ static int fc_conv_plan_is_valid(const fc_geom *g, const fc_conv_plan *p)
     if (!fc_geom_is_valid(g) || p->f < 1 || p->groups < 1 || p->nb < 1) return 0;
     if (p->f % p->groups != 0 || g->c % p->groups != 0) return 0;
     if (p->is_1x1)
-        return p->nb == 1 && g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 &&
-               g->pad_top == 0 && g->pad_left == 0 && g->oh == g->h && g->ow == g->w;
-    return p->slot >= (krows + p->f) * p->nb * pix;
+        return p->nb == 1 && !p->winograd && g->kh == 1 && g->kw == 1 && g->sh == 1 &&
+               g->sw == 1 && g->pad_top == 0 && g->pad_left == 0 && g->oh == g->h &&
+               g->ow == g->w;
+    if (p->slot < (krows + p->f) * p->nb * pix || p->shared < 0) return 0;
+    if (!p->winograd) return 1;
+    /* Winograd: a 3x3 stride-1 undilated ungrouped kernel, room for the transformed
+     * filters and for a block's forward and dx transforms (16 * (C + F) * tiles each) */
+    const fc_index_t tiles_out = ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
+    const fc_index_t tiles_in = ((g->h + 1) / 2) * ((g->w + 1) / 2);
+    return p->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
+           g->dh == 1 && g->dw == 1 && p->shared >= 16 * p->f * g->c &&
+           p->slot >= 16 * (g->c + p->f) * p->nb * tiles_out &&
+           p->slot >= 16 * (g->c + p->f) * p->nb * tiles_in;
 }
+
 #endif
+
+/* The Winograd block of the forward (dx == 0: in = x, out = out) or of dx (dx == 1: in =
+ * dout with F channels, out = dx with C; pad' = 2 - pad), for n images. */
+static inline FC_NAME(fc_wino_dims) FC_NAME(fc_conv_wino_dims)(const fc_geom *g,
+                                                               fc_index_t f, fc_index_t n,
+                                                               int dx)
+{
+    FC_NAME(fc_wino_dims) s;
+    s.n = n;
+    if (!dx) {
+        s.c_in = g->c, s.ih = g->h, s.iw = g->w, s.k_out = f, s.oh = g->oh, s.ow = g->ow;
+        s.pt = g->pad_top, s.pl = g->pad_left;
+    } else {
+        s.c_in = f, s.ih = g->oh, s.iw = g->ow, s.k_out = g->c, s.oh = g->h, s.ow = g->w;
+        s.pt = 2 - g->pad_top, s.pl = 2 - g->pad_left;
+    }
+    return s;
+}
 
 /* Forward of one block of cg->n images (pointers already at the block's first image). */
 static int FC_NAME(fc_conv_fwd_block)(const FC_T *x, const FC_T *w, const FC_T *b, FC_T *out,
@@ -165,6 +173,8 @@ int FC_NAME(fc_conv2d_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT w,
     const int nt = fc_threads_for(n_threads, nblocks);
     int status = 0;
     fc_index_t blk;
+    if (p->winograd)   /* U = G w G^T, once, before the blocks read it */
+        FC_NAME(fc_wino_filters)(w, work, p->f, g->c, 0);
     /* dynamic schedule: a block's result does not depend on which thread runs it, and a
      * thread descheduled by a busy machine does not hold up the others' blocks */
     FC_OMP_PARALLEL_FOR_DYNAMIC_STATUS(nt, status)
@@ -172,8 +182,13 @@ int FC_NAME(fc_conv2d_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT w,
         const fc_index_t n0 = blk * nb;
         fc_geom cg = *g;
         cg.n = fc_min_index(nb, N - n0);
-        FC_T *cols = work + omp_get_thread_num() * p->slot;
+        FC_T *cols = work + p->shared + omp_get_thread_num() * p->slot;
         FC_T *buf = cols + (p->is_1x1 ? 0 : krows * nb * pix);
+        if (p->winograd) {
+            const FC_NAME(fc_wino_dims) s = FC_NAME(fc_conv_wino_dims)(g, p->f, cg.n, 0);
+            FC_NAME(fc_wino_block)(x + n0 * xs, work, b, out + n0 * os, cols, &s, gemm);
+            continue;
+        }
         status |= FC_NAME(fc_conv_fwd_block)(x + n0 * xs, w, b, out + n0 * os, cols, buf, &cg,
                                              p, gemm);
     }
@@ -183,7 +198,8 @@ int FC_NAME(fc_conv2d_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT w,
 /* Backward of blocks [blk0, blk1) in order: dw_r (F, C/G*KH*KW) gets this run's sum
  * (overwritten by the first block, then beta = 1), db_r += its sums of dout, and dx of its
  * images is written (unless need_dx == 0: then dx is never touched). */
-static int FC_NAME(fc_conv_bwd_run)(const FC_T *dout, const FC_T *x, const FC_T *w, FC_T *dx,
+static int FC_NAME(fc_conv_bwd_run)(const FC_T *dout, const FC_T *x, const FC_T *w,
+                                    const FC_T *u, FC_T *dx,
                                     FC_T *dw_r, double *db_r, FC_T *cols, FC_T *buf,
                                     const fc_geom *g, const fc_conv_plan *p, fc_index_t blk0,
                                     fc_index_t blk1, int need_dx, FC_GEMM gemm)
@@ -215,6 +231,11 @@ static int FC_NAME(fc_conv_bwd_run)(const FC_T *dout, const FC_T *x, const FC_T 
                              c + gi * kg * ncols, ncols, blk == blk0 ? 0 : 1,
                              dw_r + gi * fg * kg, kg);
         if (!need_dx) continue;
+        if (p->winograd) {   /* dx[blk] = Winograd correlation of dout[blk] (u: dx filters) */
+            const FC_NAME(fc_wino_dims) s = FC_NAME(fc_conv_wino_dims)(g, p->f, cg.n, 1);
+            FC_NAME(fc_wino_block)(dout + n0 * ds, u, NULL, dx + n0 * xs, cols, &s, gemm);
+            continue;
+        }
         /* dcols[g] (kg, ncols) = W2[g].T @ d[g], then dx[blk] = col2im(dcols); 1x1: into dx */
         FC_T *dc = p->is_1x1 ? dx + n0 * xs : cols;
         for (fc_index_t gi = 0; gi < p->groups; gi++)
@@ -241,12 +262,14 @@ int FC_NAME(fc_conv2d_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT
     int status = 0;
     const int nt = fc_threads_for(n_threads, n_parts);
     fc_index_t r;
+    if (p->winograd && need_dx)   /* the flipped, transposed filters' U, once */
+        FC_NAME(fc_wino_filters)(w, work, g->c, f, 1);
     FC_OMP_PARALLEL_FOR_DYNAMIC_STATUS(nt, status)
     for (r = 0; r < n_parts; r++) {
-        FC_T *cols = work + omp_get_thread_num() * p->slot;
+        FC_T *cols = work + p->shared + omp_get_thread_num() * p->slot;
         FC_T *buf = cols + (p->is_1x1 ? 0 : krows * nb * pix);
         /* run r = blocks [r*nblocks/n_parts, (r+1)*nblocks/n_parts): a fixed partition */
-        status |= FC_NAME(fc_conv_bwd_run)(dout, x, w, dx, dw_parts + r * wsize,
+        status |= FC_NAME(fc_conv_bwd_run)(dout, x, w, work, dx, dw_parts + r * wsize,
                                            db_parts + r * f, cols, buf, g, p,
                                            r * nblocks / n_parts, (r + 1) * nblocks / n_parts,
                                            need_dx, gemm);
@@ -269,167 +292,3 @@ int FC_NAME(fc_conv2d_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT
     return status ? FC_EINVAL : FC_OK;
 }
 
-/*
- * Depthwise convolution (groups == C): output channel f reads only input channel
- * c = f / M, M = F / C filters per channel (Keras' depth_multiplier). A direct kernel: as
- * C tiny GEMMs of (M x KH*KW) @ (KH*KW x P) it would spend its time in GEMM call overhead
- * and in im2col's copies for a few multiply-adds per pixel.
- *
- *   forward   out[n, f, oh, ow] = b[f] + sum_{i, j} w[f, i, j] * x_pad[n, c, oh*SH + i*DH,
- *                                                                 ow*SW + j*DW]
- *   backward  db[f] = sum dout[n, f];  dw[f, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] *
- *             x_pad[n, c, ...];  dx[n, c] = sum_{f of c, i, j} w[f, i, j] * dout[n, f] moved
- *             back to where tap (i, j) read it (the adjoint, as col2im)
- *
- * Loops: for a fixed output row oh and tap (i, j) the valid output columns are one range
- * [lo, hi) (fc_valid_range), so the innermost loop is a bounds-test-free run over ow that
- * the compiler vectorises when SW == 1 (the same trick as im2col, without the copy); the
- * output row being summed stays in L1 over its KH*KW passes.
- * Each output element gets b, then its taps in row-major (i, j) order. dw and db sums run
- * per output row into a FC_T partial (vectorised: FC_OMP_SIMD_SUM, an order fixed by the
- * build) added into a double accumulator in (n, oh) order; dw and db are returned in
- * double (the caller rounds them once to the data's type).
- *
- * The per-plane and per-channel work is compiled twice on x86-64 Linux with GCC (plain and
- * AVX2, FC_TARGET_CLONES; the CPU picks at load time): twice the vector width, no FMA (ISO
- * mode keeps a*b + c two roundings), so every element is computed in the same order either
- * way; only the lane partial sums of dw/db (FC_OMP_SIMD_SUM) depend on the build's width.
- *
- * Threading: forward one OpenMP iteration per (n, f) plane; backward one per input
- * channel c (its filters' dw and db over all images in order, and its dx planes, in one
- * pass over its data). Every output element is computed by one iteration in a fixed order:
- * bitwise identical for any thread count.
- */
-
-/* One (n, f) output plane: b, then the taps' w[i, j] * x rows added in (i, j) order. */
-FC_TARGET_CLONES
-static void FC_NAME(fc_depthwise_fwd_plane)(const FC_T *FC_RESTRICT plane,
-                                            const FC_T *FC_RESTRICT wf, FC_T bias,
-                                            FC_T *FC_RESTRICT out_plane, const fc_geom *g)
-{
-    const fc_index_t H = g->h, W = g->w, KW = g->kw, OW = g->ow, SW = g->sw;
-    for (fc_index_t oh = 0; oh < g->oh; oh++) {
-        FC_T *orow = out_plane + oh * OW;
-        for (fc_index_t ow = 0; ow < OW; ow++) orow[ow] = bias;
-        for (fc_index_t i = 0; i < g->kh; i++) {
-            const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
-            if (ih < 0 || ih >= H) continue;   /* a padding row adds zeros */
-            for (fc_index_t j = 0; j < KW; j++) {
-                const FC_T wij = wf[i * KW + j];
-                fc_index_t lo, hi;
-                fc_valid_range(W, g->pad_left, j * g->dw, SW, OW, &lo, &hi);
-                /* plane[off + ow*SW] = x[ih, ow*SW - pad_left + j*DW] (an index, so no
-                 * pointer outside the array is ever formed) */
-                const fc_index_t off = ih * W + j * g->dw - g->pad_left;
-                if (SW == 1) {
-                    for (fc_index_t ow = lo; ow < hi; ow++) orow[ow] += wij * plane[off + ow];
-                } else {
-                    for (fc_index_t ow = lo; ow < hi; ow++)
-                        orow[ow] += wij * plane[off + ow * SW];
-                }
-            }
-        }
-    }
-}
-
-int FC_NAME(fc_depthwise_fwd)(const FC_T *FC_RESTRICT x, const FC_T *FC_RESTRICT w,
-                              const FC_T *FC_RESTRICT b, FC_T *FC_RESTRICT out,
-                              const fc_geom *g, fc_index_t f, int n_threads)
-{
-    if (!fc_geom_is_valid(g) || f < 1 || f % g->c != 0) return FC_EINVAL;
-    const fc_index_t C = g->c, HW = g->h * g->w, KK = g->kh * g->kw, M = f / C;
-    const fc_index_t P = g->oh * g->ow;
-    const int nt = fc_threads_for(n_threads, g->n * f);
-    fc_index_t nf;
-    FC_OMP_PARALLEL_FOR(nt)
-    for (nf = 0; nf < g->n * f; nf++) {
-        const fc_index_t n = nf / f, fo = nf % f;
-        FC_NAME(fc_depthwise_fwd_plane)(x + (n * C + fo / M) * HW, w + fo * KK, b[fo],
-                                        out + nf * P, g);
-    }
-    return FC_OK;
-}
-
-/* One output row oh of filter fo of one image, for the backward: every tap (i, j) adds
- * dot(drow, the input row it read) to dw_f[i*KW + j] (double), and, when dx_plane is not
- * NULL, sends w[fo, i, j] * drow back to that input row (the adjoint of the forward). The
- * rows involved (one dout row, KH input rows, KH dx rows) stay in L1 for all taps. */
-static inline void FC_NAME(fc_depthwise_bwd_row)(const FC_T *drow, const FC_T *plane,
-                                                 FC_T *dx_plane,
-                                          const FC_T *wf, double *dw_f, const fc_geom *g,
-                                          fc_index_t oh)
-{
-    const fc_index_t H = g->h, W = g->w, KW = g->kw, SW = g->sw;
-    for (fc_index_t i = 0; i < g->kh; i++) {
-        const fc_index_t ih = oh * g->sh - g->pad_top + i * g->dh;
-        if (ih < 0 || ih >= H) continue;   /* a padding row: contributes and receives 0 */
-        for (fc_index_t j = 0; j < KW; j++) {
-            fc_index_t lo, hi;
-            fc_valid_range(W, g->pad_left, j * g->dw, SW, g->ow, &lo, &hi);
-            const fc_index_t off = ih * W + j * g->dw - g->pad_left;
-            const FC_T wij = wf[i * KW + j];
-            FC_T s = 0;
-            if (SW == 1) {
-                FC_OMP_SIMD_SUM(s)
-                for (fc_index_t ow = lo; ow < hi; ow++) s += drow[ow] * plane[off + ow];
-                if (dx_plane != NULL)
-                    for (fc_index_t ow = lo; ow < hi; ow++) dx_plane[off + ow] += wij * drow[ow];
-            } else {
-                FC_OMP_SIMD_SUM(s)
-                for (fc_index_t ow = lo; ow < hi; ow++) s += drow[ow] * plane[off + ow * SW];
-                if (dx_plane != NULL)
-                    for (fc_index_t ow = lo; ow < hi; ow++)
-                        dx_plane[off + ow * SW] += wij * drow[ow];
-            }
-            dw_f[i * KW + j] += (double)s;
-        }
-    }
-}
-
-/* Channel c's whole backward: dw and db of its M filters (summed over the images in order,
- * in double) and, when need_dx, dx[n, c] for every image n. One pass over its data: each
- * dout row and input row is read once for both gradients. */
-FC_TARGET_CLONES
-static void FC_NAME(fc_depthwise_bwd_channel)(const FC_T *dout, const FC_T *x, const FC_T *w,
-                                              FC_T *dx, double *dw, double *db,
-                                              const fc_geom *g, fc_index_t f, int need_dx,
-                                              fc_index_t c)
-{
-    const fc_index_t C = g->c, HW = g->h * g->w, KK = g->kh * g->kw, M = f / C;
-    const fc_index_t OH = g->oh, OW = g->ow;
-    for (fc_index_t k = 0; k < M * KK; k++) dw[c * M * KK + k] = 0.0;
-    for (fc_index_t m = 0; m < M; m++) db[c * M + m] = 0.0;
-    for (fc_index_t n = 0; n < g->n; n++) {
-        const FC_T *plane = x + (n * C + c) * HW;
-        FC_T *dx_plane = need_dx ? dx + (n * C + c) * HW : NULL;
-        if (dx_plane != NULL)
-            for (fc_index_t k = 0; k < HW; k++) dx_plane[k] = 0;
-        for (fc_index_t m = 0; m < M; m++) {
-            const fc_index_t fo = c * M + m;
-            const FC_T *d = dout + (n * f + fo) * OH * OW;
-            for (fc_index_t oh = 0; oh < OH; oh++) {
-                const FC_T *drow = d + oh * OW;
-                FC_T row_sum = 0;
-                FC_OMP_SIMD_SUM(row_sum)
-                for (fc_index_t ow = 0; ow < OW; ow++) row_sum += drow[ow];
-                db[fo] += (double)row_sum;
-                FC_NAME(fc_depthwise_bwd_row)(drow, plane, dx_plane, w + fo * KK, dw + fo * KK,
-                                              g, oh);
-            }
-        }
-    }
-}
-
-int FC_NAME(fc_depthwise_bwd)(const FC_T *FC_RESTRICT dout, const FC_T *FC_RESTRICT x,
-                              const FC_T *FC_RESTRICT w, FC_T *FC_RESTRICT dx,
-                              double *FC_RESTRICT dw, double *FC_RESTRICT db, const fc_geom *g,
-                              fc_index_t f, int need_dx, int n_threads)
-{
-    if (!fc_geom_is_valid(g) || f < 1 || f % g->c != 0) return FC_EINVAL;
-    const int nt = fc_threads_for(n_threads, g->c);
-    fc_index_t c;
-    FC_OMP_PARALLEL_FOR_DYNAMIC(nt)
-    for (c = 0; c < g->c; c++)
-        FC_NAME(fc_depthwise_bwd_channel)(dout, x, w, dx, dw, db, g, f, need_dx, c);
-    return FC_OK;
-}

@@ -75,10 +75,15 @@ static inline int fc_geom_is_valid(const fc_geom *g)
  *   slot    workspace elements per thread: (C*KH*KW + F) * nb*OH*OW (0 on the 1x1 path);
  *   is_1x1  1 for a 1x1 kernel, stride 1, no padding: x[n] seen as (C, H*W) is its own
  *           column matrix (no im2col; nb must be 1).
+ *   winograd 1: forward and dx by Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1,
+ *           groups 1 only); then slot is also >= 16*(C + F)*nb*tiles of the forward's
+ *           output and of dx (tiles = ceil(rows/2)*ceil(cols/2) per image);
+ *   shared  workspace elements before the thread slots: the transformed filters
+ *           (>= 16*F*C with winograd, else 0).
  */
 typedef struct fc_conv_plan {
-    fc_index_t f, groups, nb, slot;
-    int is_1x1;
+    fc_index_t f, groups, nb, slot, shared;
+    int is_1x1, winograd;
 } fc_conv_plan;
 
 /* A BLAS ?gemm with the Fortran calling convention (every argument by pointer, matrices

@@ -15,8 +15,8 @@ cdef extern from "fastcnn/fastcnn.h" nogil:
         fc_index_t dh, dw
 
     ctypedef struct fc_conv_plan:
-        fc_index_t f, groups, nb, slot
-        int is_1x1
+        fc_index_t f, groups, nb, slot, shared
+        int is_1x1, winograd
 
     ctypedef void (*fc_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
                                  float *alpha, float *a, int *lda, float *b, int *ldb,

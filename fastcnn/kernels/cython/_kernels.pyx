@@ -95,9 +95,11 @@ def col2im(const floating[:, ::1] cols,        # IN  (C*KH*KW, N*OH*OW)
 
 
 cdef fc_conv_plan _plan(Py_ssize_t f, Py_ssize_t groups, Py_ssize_t nb, Py_ssize_t slot,
-                        bint is_1x1):
+                        bint is_1x1, Py_ssize_t shared):
+    # shared > 0: the Winograd algorithm, its transformed filters in work[:shared]
     cdef fc_conv_plan p
     p.f, p.groups, p.nb, p.slot, p.is_1x1 = f, groups, nb, slot, is_1x1
+    p.shared, p.winograd = shared, shared > 0
     return p
 
 
@@ -107,15 +109,16 @@ def conv2d_forward(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W), N >= 1
                    floating[:, :, :, ::1] out,        # OUT (N, F, OH, OW)
                    floating[::1] work,                # workspace: n_threads slots of `slot`
                    Py_ssize_t slot,                   # >= (C*KH*KW + F) * nb*P (0 for 1x1)
-                   g, Py_ssize_t nb, Py_ssize_t groups, bint is_1x1, int n_threads):
+                   g, Py_ssize_t nb, Py_ssize_t groups, bint is_1x1, int n_threads,
+                   Py_ssize_t shared=0):              # > 0: Winograd (see _plan)
     """``out[n] = W2 @ im2col(x[n]) + b`` (per group), blocks of ``nb`` images shared out by
     OpenMP (csrc/fc_conv_impl.h)."""
     if x.shape[0] == 0:
         return
-    if work.shape[0] < n_threads * slot:
+    if work.shape[0] < shared + n_threads * slot:
         raise ValueError("conv2d_forward: workspace too small")
     cdef fc_geom cg = _geom(g, x.shape[0])
-    cdef fc_conv_plan p = _plan(w.shape[0], groups, nb, slot, is_1x1)
+    cdef fc_conv_plan p = _plan(w.shape[0], groups, nb, slot, is_1x1, shared)
     cdef int status
     with nogil:
         if floating is float:
@@ -137,16 +140,17 @@ def conv2d_backward(const floating[:, :, :, ::1] dout,  # IN  (N, F, OH, OW), N 
                     double[:, ::1] db_parts,            # workspace (R, F)
                     floating[::1] work, Py_ssize_t slot,   # as in conv2d_forward
                     g, Py_ssize_t nb, Py_ssize_t groups, bint is_1x1, int n_threads,
-                    bint need_dx=True):                 # False: dx is a stand-in, untouched
+                    bint need_dx=True,                  # False: dx is a stand-in, untouched
+                    Py_ssize_t shared=0):               # > 0: Winograd (see _plan)
     """``db = sum(dout)``, ``dW = sum_n dout[n] @ cols[n].T``, ``dx[n] = col2im(W2.T @
     dout[n])``; R fixed runs of blocks shared out by OpenMP, partials summed in run order."""
     if x.shape[0] == 0:
         return
-    if (work.shape[0] < n_threads * slot or dw_parts.shape[1] != dw.size
+    if (work.shape[0] < shared + n_threads * slot or dw_parts.shape[1] != dw.size
             or db_parts.shape[0] != dw_parts.shape[0] or db_parts.shape[1] != db.shape[0]):
         raise ValueError("conv2d_backward: bad workspace")
     cdef fc_geom cg = _geom(g, x.shape[0])
-    cdef fc_conv_plan p = _plan(w.shape[0], groups, nb, slot, is_1x1)
+    cdef fc_conv_plan p = _plan(w.shape[0], groups, nb, slot, is_1x1, shared)
     cdef Py_ssize_t n_parts = dw_parts.shape[0]
     cdef int status
     with nogil:

@@ -33,6 +33,14 @@ elements each) plus the ``R`` partials of dW (``R * F*C*KH*KW``): bounded by the
 count and the layer's size, never by N. The slots are kept between calls (reused, so no
 page faults on fresh memory every call; see ``WorkspacePool`` in ``_common``).
 
+Winograd F(2x2, 3x3) (``csrc/fc_winograd_impl.h``): for a 3x3, stride-1, undilated,
+ungrouped convolution the forward and dx can instead run as 16 GEMMs on 4x4-transformed
+tiles (2.25x fewer multiply-adds; dW stays on im2col). :func:`conv_algorithm` says which
+algorithm a layer gets: with :data:`CONV_ALGORITHM` ``"auto"`` Winograd when both C and F
+are at least :data:`WINOGRAD_MIN_CHANNELS` (the GEMMs' inner dimension is C, or F for dx);
+:func:`set_conv_algorithm` forces ``"im2col"`` (the simple version) or ``"winograd"``.
+Its blocks hold about :data:`WINOGRAD_MIN_TILES` 2x2 output tiles; same determinism.
+
 A 1x1 kernel with stride 1 and no padding needs no im2col: ``x[n]`` seen as (C, H*W) IS the
 column matrix, so ``out[n] = W2 @ x[n]`` is one GEMM per image straight into NCHW.
 
@@ -64,7 +72,7 @@ __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
     "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
     "batchnorm_forward", "batchnorm_backward", "backend_info", "conv_chunk_images",
-    "maxpool_argmax",
+    "maxpool_argmax", "conv_algorithm", "set_conv_algorithm", "CONV_ALGORITHMS",
 ]
 
 #: Upper bound of one block's workspace (``cols`` + ``buf``) per thread, in bytes.
@@ -73,6 +81,14 @@ BLOCK_BYTES = 8 * 2**20
 GEMM_MIN_COLUMNS = 256
 #: Number of dW partials (runs of blocks) in the backward; fixed, not the thread count.
 MAX_RUNS = 8
+#: The choices of :func:`set_conv_algorithm`.
+CONV_ALGORITHMS = ("auto", "im2col", "winograd")
+#: Which algorithm runs convolutions Winograd applies to (see :func:`conv_algorithm`).
+CONV_ALGORITHM = "auto"
+#: ``"auto"`` picks Winograd only when C and F are both at least this.
+WINOGRAD_MIN_CHANNELS = 16
+#: Winograd blocks hold images until their 16 GEMMs have about this many tile columns.
+WINOGRAD_MIN_TILES = 256
 
 _INT32_MAX = 2**31 - 1   # scipy's BLAS takes 32-bit int dimensions
 _workspaces = _common.WorkspacePool()   # conv workspaces kept between calls
@@ -85,31 +101,76 @@ def backend_info() -> dict:
         "max_threads": _kernels.max_threads(),
         "openmp_wait_policy": _common.openmp_policy(),
         "conv_block_bytes": BLOCK_BYTES,
+        "conv_algorithm": CONV_ALGORITHM,
     }
 
 
-def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int) -> int:
+def set_conv_algorithm(name: str) -> str:
+    """Choose the algorithm of 3x3 stride-1 convolutions for this process: ``"auto"``
+    (the default), ``"im2col"`` (always the blocked im2col + GEMM) or ``"winograd"``
+    (wherever it applies). Returns the previous choice, to restore it."""
+    global CONV_ALGORITHM
+    if name not in CONV_ALGORITHMS:
+        raise ValueError(f"set_conv_algorithm: name must be one of {CONV_ALGORITHMS}, "
+                         f"got {name!r}")
+    previous, CONV_ALGORITHM = CONV_ALGORITHM, name
+    return previous
+
+
+def winograd_applies(g: WindowGeometry, groups: int = 1) -> bool:
+    """Winograd F(2x2, 3x3) computes this convolution: 3x3, stride 1, dilation 1, groups 1."""
+    return ((g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1) and groups == 1)
+
+
+def conv_algorithm(g: WindowGeometry, f: int, groups: int = 1) -> str:
+    """``"winograd"`` or ``"im2col"``: what :func:`conv2d_forward` / :func:`conv2d_backward`
+    run for this geometry under :data:`CONV_ALGORITHM` (depthwise and 1x1 paths aside)."""
+    if not winograd_applies(g, groups) or CONV_ALGORITHM == "im2col":
+        return "im2col"
+    if CONV_ALGORITHM == "winograd":
+        return "winograd"
+    return "winograd" if min(g.c, f) >= WINOGRAD_MIN_CHANNELS else "im2col"
+
+
+def _winograd_tiles(g: WindowGeometry) -> int:
+    """2x2 tiles per image of the larger of the forward's output and dx."""
+    return max(((g.oh + 1) // 2) * ((g.ow + 1) // 2), ((g.h + 1) // 2) * ((g.w + 1) // 2))
+
+
+def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int, groups: int = 1) -> int:
     """Images per conv block ``nb``: ``ceil(GEMM_MIN_COLUMNS / (OH*OW))`` (so a GEMM has
     enough columns to run well), at most what fits :data:`BLOCK_BYTES` (``(C*KH*KW + F) *
     OH*OW`` elements per image), at least 1, at most N. 1 for the 1x1 path (x[n] is its own
-    column matrix). Depends on the geometry only, never on the thread count."""
+    column matrix). Winograd: enough images for :data:`WINOGRAD_MIN_TILES` tiles, its
+    ``16 * (C + F) * tiles`` elements per image counted too. Depends on the geometry (and
+    the algorithm choice) only, never on the thread count."""
     if is_pointwise(g):
         return 1
     p = g.oh * g.ow
     per_image = (g.c * g.kh * g.kw + f) * p * itemsize
     want = -(-GEMM_MIN_COLUMNS // p)
+    if conv_algorithm(g, f, groups) == "winograd":   # its GEMMs' columns are tiles
+        tiles = _winograd_tiles(g)
+        per_image = max(per_image, 16 * (g.c + f) * tiles * itemsize)
+        want = -(-WINOGRAD_MIN_TILES // tiles)
     return int(max(1, min(max(g.n, 1), want, BLOCK_BYTES // per_image)))
 
 
-def _conv_plan(g: WindowGeometry, f: int, dtype):
-    """``(nb, slot, groups)``: images per block, workspace elements per thread slot, and
-    number of blocks, for :func:`conv2d_forward` / :func:`conv2d_backward`."""
-    nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize)
+def _conv_plan(g: WindowGeometry, f: int, groups: int, dtype):
+    """``(nb, slot, nblocks, shared)``: images per block, workspace elements per thread
+    slot, number of blocks, and elements before the slots (Winograd's transformed
+    filters, 16*F*C; 0 = im2col), for :func:`conv2d_forward` / :func:`conv2d_backward`."""
+    nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize, groups)
     p = g.oh * g.ow
     slot = 0 if is_pointwise(g) else (g.c * g.kh * g.kw + f) * nb * p
+    shared = 0
+    if not is_pointwise(g) and conv_algorithm(g, f, groups) == "winograd":
+        slot = max(slot, 16 * (g.c + f) * nb * _winograd_tiles(g))
+        shared = 16 * f * g.c
+        _check_blas_dims("conv2d", tiles=nb * _winograd_tiles(g), workspace=slot)
     nblocks = -(-g.n // nb)
     _check_blas_dims("conv2d", columns=nb * p, rows=g.c * g.kh * g.kw)
-    return nb, slot, nblocks
+    return nb, slot, nblocks, shared
 
 
 def _check_blas_dims(where: str, **dims) -> None:
@@ -152,9 +213,11 @@ def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
     if is_depthwise(g, groups):
         _kernels.depthwise_forward(x, w, b, out, g, nt)
         return out, (x, w, g, groups)
-    nb, slot, _ = _conv_plan(g, f, x.dtype)
-    with _workspaces.borrow("conv_work", nt * slot, x.dtype) as work, single_threaded_blas():
-        _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, groups, is_pointwise(g), nt)
+    nb, slot, _, shared = _conv_plan(g, f, groups, x.dtype)
+    with _workspaces.borrow("conv_work", shared + nt * slot, x.dtype) as work, \
+            single_threaded_blas():
+        _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, groups, is_pointwise(g), nt,
+                                shared)
     return out, (x, w, g, groups)
 
 
@@ -177,15 +240,15 @@ def conv2d_backward(dout, cache, need_dx=True):
         dw64 = np.empty(w.shape, dtype=np.float64)
         _kernels.depthwise_backward(dout, x, w, dx, dw64, db, g, need_dx, nt)
         return (dx if need_dx else None), dw64.astype(dout.dtype), db.astype(dout.dtype)
-    nb, slot, nblocks = _conv_plan(g, f, x.dtype)
+    nb, slot, nblocks, shared = _conv_plan(g, f, groups, x.dtype)
     runs = min(nblocks, MAX_RUNS)
     db_parts = np.empty((runs, f), dtype=np.float64)
-    with _workspaces.borrow("conv_work", nt * slot, x.dtype) as work, \
+    with _workspaces.borrow("conv_work", shared + nt * slot, x.dtype) as work, \
             _workspaces.borrow("conv_dw_parts", runs * w.size, x.dtype) as parts, \
             single_threaded_blas():
         _kernels.conv2d_backward(dout, x, w, dx, dw, db, parts.reshape(runs, w.size),
                                  db_parts, work, slot, g, nb, groups, is_pointwise(g), nt,
-                                 need_dx)
+                                 need_dx, shared)
     return (dx if need_dx else None), dw, db.astype(dout.dtype)
 
 
