@@ -68,51 +68,78 @@ typedef struct FC_NAME(fc_wino_dims) {
     fc_index_t n, c_in, ih, iw, k_out, oh, ow, pt, pl;
 } FC_NAME(fc_wino_dims);
 
-/* d = the 4x4 patch of plane (ih x iw) at (r0, c0), zero outside the plane */
-static inline void FC_NAME(fc_wino_load)(const FC_T *plane, fc_index_t ih, fc_index_t iw,
-                                         fc_index_t r0, fc_index_t c0, FC_T d[4][4])
+#ifndef FC_WINO_CHUNK
+/* Tiles of one tile row transformed together (the stack buffers' size): the transforms
+ * below run over a chunk of tiles side by side, so the compiler vectorises across tiles. */
+#define FC_WINO_CHUNK 64
+#endif
+
+/* rp[a] points at the len values plane[r0 + a, c0 .. c0 + len), zero outside the plane
+ * (the 4 input rows a chunk of tiles reads): straight into the plane when the row segment
+ * is inside it, else a copy in buf[a] with the padding made explicit. */
+static inline void FC_NAME(fc_wino_rows)(const FC_T *plane, fc_index_t ih, fc_index_t iw,
+                                         fc_index_t r0, fc_index_t c0, fc_index_t len,
+                                         FC_T buf[4][2 * FC_WINO_CHUNK + 2], const FC_T *rp[4])
 {
-    if (r0 >= 0 && c0 >= 0 && r0 + 4 <= ih && c0 + 4 <= iw) {   /* inside: no tests */
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++) d[a][b] = plane[(r0 + a) * iw + c0 + b];
-        return;
-    }
+    fc_index_t lo = c0 < 0 ? -c0 : 0, hi = iw - c0 < len ? iw - c0 : len;   /* valid q */
+    if (hi < lo) hi = lo;
     for (int a = 0; a < 4; a++) {
         const fc_index_t r = r0 + a;
-        for (int b = 0; b < 4; b++) {
-            const fc_index_t c = c0 + b;
-            d[a][b] = (r >= 0 && r < ih && c >= 0 && c < iw) ? plane[r * iw + c] : (FC_T)0;
+        rp[a] = buf[a];
+        if (r < 0 || r >= ih) {
+            for (fc_index_t q = 0; q < len; q++) buf[a][q] = 0;
+            continue;
         }
+        if (lo == 0 && hi == len) {   /* inside: c0 >= 0 and c0 + len <= iw */
+            rp[a] = plane + r * iw + c0;
+            continue;
+        }
+        for (fc_index_t q = 0; q < lo; q++) buf[a][q] = 0;
+        /* plane[r*iw + c0 + q] is inside row r for q in [lo, hi) (an index, no pointer
+         * outside the array is formed) */
+        for (fc_index_t q = lo; q < hi; q++) buf[a][q] = plane[r * iw + c0 + q];
+        for (fc_index_t q = hi; q < len; q++) buf[a][q] = 0;
     }
 }
 
-/* v[xi][c][t] = (B^T d B)[xi] for every channel c and tile t of the block */
+/* v[xi][c][t] = (B^T d B)[xi] for every channel c and tile t of the block. Per chunk of
+ * tiles of one tile row: h = d B on each of the 4 rows (tile tx reads columns 2tx..2tx+3),
+ * then V = B^T h; equal to the per-tile formula (B^T d) B, the same products in another
+ * order of the exact-ish additions. */
 FC_TARGET_CLONES
 static void FC_NAME(fc_wino_input)(const FC_T *in, FC_T *v, const FC_NAME(fc_wino_dims) *s)
 {
     const fc_index_t th = (s->oh + 1) / 2, tw = (s->ow + 1) / 2, tiles = s->n * th * tw;
     const fc_index_t stride = s->c_in * tiles;   /* between the 16 xi of one (c, t) */
+    FC_T buf[4][2 * FC_WINO_CHUNK + 2], h[4][4][FC_WINO_CHUNK];
+    const FC_T *rows[4];
     for (fc_index_t img = 0; img < s->n; img++) {
         for (fc_index_t c = 0; c < s->c_in; c++) {
             const FC_T *plane = in + (img * s->c_in + c) * s->ih * s->iw;
-            FC_T *row = v + c * tiles + img * th * tw;
             for (fc_index_t ty = 0; ty < th; ty++) {
-                for (fc_index_t tx = 0; tx < tw; tx++) {
-                    FC_T d[4][4], t[4][4];
-                    FC_NAME(fc_wino_load)(plane, s->ih, s->iw, 2 * ty - s->pt, 2 * tx - s->pl,
-                                          d);
-                    for (int b = 0; b < 4; b++) {   /* t = B^T d */
-                        t[0][b] = d[0][b] - d[2][b];
-                        t[1][b] = d[1][b] + d[2][b];
-                        t[2][b] = d[2][b] - d[1][b];
-                        t[3][b] = d[1][b] - d[3][b];
+                for (fc_index_t tx0 = 0; tx0 < tw; tx0 += FC_WINO_CHUNK) {
+                    const fc_index_t nt = fc_min_index(FC_WINO_CHUNK, tw - tx0);
+                    FC_NAME(fc_wino_rows)(plane, s->ih, s->iw, 2 * ty - s->pt,
+                                          2 * tx0 - s->pl, 2 * nt + 2, buf, rows);
+                    for (int a = 0; a < 4; a++) {   /* h[a] = d[a] B, tiles side by side */
+                        const FC_T *r = rows[a];
+                        for (fc_index_t t = 0; t < nt; t++) {
+                            h[a][0][t] = r[2 * t] - r[2 * t + 2];
+                            h[a][1][t] = r[2 * t + 1] + r[2 * t + 2];
+                            h[a][2][t] = r[2 * t + 2] - r[2 * t + 1];
+                            h[a][3][t] = r[2 * t + 1] - r[2 * t + 3];
+                        }
                     }
-                    FC_T *dst = row + ty * tw + tx;
-                    for (int a = 0; a < 4; a++) {   /* V = t B */
-                        dst[(a * 4 + 0) * stride] = t[a][0] - t[a][2];
-                        dst[(a * 4 + 1) * stride] = t[a][1] + t[a][2];
-                        dst[(a * 4 + 2) * stride] = t[a][2] - t[a][1];
-                        dst[(a * 4 + 3) * stride] = t[a][1] - t[a][3];
+                    FC_T *dst = v + c * tiles + (img * th + ty) * tw + tx0;
+                    for (int b = 0; b < 4; b++) {   /* V = B^T h, column b */
+                        FC_T *d0 = dst + (0 * 4 + b) * stride, *d1 = dst + (1 * 4 + b) * stride;
+                        FC_T *d2 = dst + (2 * 4 + b) * stride, *d3 = dst + (3 * 4 + b) * stride;
+                        for (fc_index_t t = 0; t < nt; t++) {
+                            d0[t] = h[0][b][t] - h[2][b][t];
+                            d1[t] = h[1][b][t] + h[2][b][t];
+                            d2[t] = h[2][b][t] - h[1][b][t];
+                            d3[t] = h[1][b][t] - h[3][b][t];
+                        }
                     }
                 }
             }
@@ -121,33 +148,44 @@ static void FC_NAME(fc_wino_input)(const FC_T *in, FC_T *v, const FC_NAME(fc_win
 }
 
 /* out[img, k, 2ty + r, 2tx + q] = (A^T M A)[r][q] + b[k] (b may be NULL: no bias), the
- * rows / columns past oh / ow of the last tiles dropped */
+ * rows / columns past oh / ow of the last tiles dropped. Per chunk of tiles of one tile
+ * row: t = A^T M (2 x 4 per tile), then the 2 x 2 result Y = t A into a row buffer. */
 FC_TARGET_CLONES
 static void FC_NAME(fc_wino_output)(const FC_T *m, const FC_T *b, FC_T *out,
                                     const FC_NAME(fc_wino_dims) *s)
 {
     const fc_index_t th = (s->oh + 1) / 2, tw = (s->ow + 1) / 2, tiles = s->n * th * tw;
     const fc_index_t stride = s->k_out * tiles;
+    FC_T t[2][4][FC_WINO_CHUNK], y[2 * FC_WINO_CHUNK];
     for (fc_index_t img = 0; img < s->n; img++) {
         for (fc_index_t k = 0; k < s->k_out; k++) {
             FC_T *plane = out + (img * s->k_out + k) * s->oh * s->ow;
-            const FC_T *row = m + k * tiles + img * th * tw;
             const FC_T bias = b != NULL ? b[k] : (FC_T)0;
             for (fc_index_t ty = 0; ty < th; ty++) {
-                for (fc_index_t tx = 0; tx < tw; tx++) {
-                    const FC_T *src = row + ty * tw + tx;
-                    FC_T q[4][4], t[2][4];
-                    for (int xi = 0; xi < 16; xi++) q[xi / 4][xi % 4] = src[xi * stride];
-                    for (int col = 0; col < 4; col++) {   /* t = A^T M */
-                        t[0][col] = q[0][col] + q[1][col] + q[2][col];
-                        t[1][col] = q[1][col] - q[2][col] - q[3][col];
+                for (fc_index_t tx0 = 0; tx0 < tw; tx0 += FC_WINO_CHUNK) {
+                    const fc_index_t nt = fc_min_index(FC_WINO_CHUNK, tw - tx0);
+                    const FC_T *src = m + k * tiles + (img * th + ty) * tw + tx0;
+                    for (int col = 0; col < 4; col++) {   /* t = A^T M, column col */
+                        const FC_T *q0 = src + (0 * 4 + col) * stride;
+                        const FC_T *q1 = src + (1 * 4 + col) * stride;
+                        const FC_T *q2 = src + (2 * 4 + col) * stride;
+                        const FC_T *q3 = src + (3 * 4 + col) * stride;
+                        for (fc_index_t i = 0; i < nt; i++) {
+                            t[0][col][i] = q0[i] + q1[i] + q2[i];
+                            t[1][col][i] = q1[i] - q2[i] - q3[i];
+                        }
                     }
-                    for (int r = 0; r < 2; r++) {   /* Y = t A, then + b, cropped */
-                        const fc_index_t y = 2 * ty + r, x = 2 * tx;
-                        if (y >= s->oh) break;
-                        plane[y * s->ow + x] = t[r][0] + t[r][1] + t[r][2] + bias;
-                        if (x + 1 < s->ow)
-                            plane[y * s->ow + x + 1] = t[r][1] - t[r][2] - t[r][3] + bias;
+                    const fc_index_t x0 = 2 * tx0, nx = fc_min_index(2 * nt, s->ow - x0);
+                    for (int r = 0; r < 2 && 2 * ty + r < s->oh; r++) {   /* Y = t A, + b */
+                        FC_T *orow = plane + (2 * ty + r) * s->ow + x0;
+                        /* whole tiles: straight into the row, else via y (cropped) */
+                        FC_T *dst = nx == 2 * nt ? orow : y;
+                        for (fc_index_t i = 0; i < nt; i++) {
+                            dst[2 * i] = t[r][0][i] + t[r][1][i] + t[r][2][i] + bias;
+                            dst[2 * i + 1] = t[r][1][i] - t[r][2][i] - t[r][3][i] + bias;
+                        }
+                        if (dst == y)
+                            for (fc_index_t i = 0; i < nx; i++) orow[i] = y[i];
                     }
                 }
             }

@@ -37,7 +37,9 @@ Winograd F(2x2, 3x3) (``csrc/fc_winograd_impl.h``): for a 3x3, stride-1, undilat
 ungrouped convolution the forward and dx can instead run as 16 GEMMs on 4x4-transformed
 tiles (2.25x fewer multiply-adds; dW stays on im2col). :func:`conv_algorithm` says which
 algorithm a layer gets: with :data:`CONV_ALGORITHM` ``"auto"`` Winograd when both C and F
-are at least :data:`WINOGRAD_MIN_CHANNELS` (the GEMMs' inner dimension is C, or F for dx);
+are at least :data:`WINOGRAD_MIN_CHANNELS` (the GEMMs' inner dimension is C, or F for dx)
+and the output at least :data:`WINOGRAD_MIN_WIDTH` wide (its transforms run along a row of
+tiles: narrower rows leave the vector units idle, and measured slower than im2col);
 :func:`set_conv_algorithm` forces ``"im2col"`` (the simple version) or ``"winograd"``.
 Its blocks hold about :data:`WINOGRAD_MIN_TILES` 2x2 output tiles; same determinism.
 
@@ -87,6 +89,8 @@ CONV_ALGORITHMS = ("auto", "im2col", "winograd")
 CONV_ALGORITHM = "auto"
 #: ``"auto"`` picks Winograd only when C and F are both at least this.
 WINOGRAD_MIN_CHANNELS = 16
+#: ``"auto"`` picks Winograd only when the output is at least this wide (8 tiles per row).
+WINOGRAD_MIN_WIDTH = 16
 #: Winograd blocks hold images until their 16 GEMMs have about this many tile columns.
 WINOGRAD_MIN_TILES = 256
 
@@ -129,7 +133,8 @@ def conv_algorithm(g: WindowGeometry, f: int, groups: int = 1) -> str:
         return "im2col"
     if CONV_ALGORITHM == "winograd":
         return "winograd"
-    return "winograd" if min(g.c, f) >= WINOGRAD_MIN_CHANNELS else "im2col"
+    pays = min(g.c, f) >= WINOGRAD_MIN_CHANNELS and g.ow >= WINOGRAD_MIN_WIDTH
+    return "winograd" if pays else "im2col"
 
 
 def _winograd_tiles(g: WindowGeometry) -> int:
