@@ -96,7 +96,13 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
                                    inp["dout"].sum(axis=(0, 2, 3)))),
         }
     phases["other"] = total - sum(phases.values())
+    # which algorithm the backend ran (the compiled one may run Winograd F(2x2, 3x3) for
+    # forward and dx: then the im2col phases above are what im2col would cost, and
+    # "other" goes negative by what Winograd saves)
+    algorithm = (module.conv_algorithm(g, f, case.groups)
+                 if hasattr(module, "conv_algorithm") else "im2col")
     return {"case": case.name, "shape": case.shape_text, "backend": backend,
+            "algorithm": algorithm,
             "threads": threads, "total_ms": total, "n_chunk": n_chunk,
             "im2col_count": im2col_count, "phases_ms": phases}
 

@@ -76,12 +76,15 @@ def breakdown_section(opts, out, progress, errors):
     print(f"## Where conv2d forward + backward time goes ({threads} threads, ms)\n", file=out)
     print("Phases timed separately on the same shapes (module fastcnn.bench.breakdown): "
           "im2col/col2im through the backend on a chunk of n_chunk images and scaled to N; "
-          "GEMMs with NumPy on the same chunk; other = total - the rest.\n", file=out)
-    lines = [[r["case"], r["backend"], ms(r["total_ms"])]
+          "GEMMs with NumPy on the same chunk; other = total - the rest. algorithm: what "
+          "the backend ran (winograd: forward and dx by Winograd F(2x2, 3x3), dW by im2col; "
+          "the phases are then im2col's, and other < 0 is what Winograd saved).\n", file=out)
+    lines = [[r["case"], r["backend"], r.get("algorithm", "im2col"), ms(r["total_ms"])]
              + [ms(r["phases_ms"][p]) if p != "other" else f"{r['phases_ms'][p]:.3g}"
                 for p in PHASES]
              + [r["n_chunk"], r["im2col_count"]] for r in rows]
-    table(["case", "backend", "total"] + list(PHASES) + ["n_chunk", "im2col x"], lines, out)
+    table(["case", "backend", "algorithm", "total"] + list(PHASES) + ["n_chunk", "im2col x"],
+          lines, out)
     if opts.plot and rows:
         plot_breakdown(rows, opts.plot)
         print(f"(stacked bars saved to {opts.plot})\n", file=out)
