@@ -14,9 +14,10 @@
  * Design ("OpenMP over images, thread-private workspace, single-threaded BLAS").
  * The simple version it equals is one im2col of the whole batch and three big GEMMs; that
  * column matrix grows with N and spills the caches. Instead the batch is cut into BLOCKS of
- * nb consecutive images (nb from the geometry only: enough images for a GEMM of a few
- * hundred columns; fastcnn/kernels/cython/backend.py). One OpenMP thread handles a whole
- * block in its own workspace slot work[t*slot ...] (cols, then buf), calling BLAS on one
+ * nb consecutive images (nb from the geometry only: enough images for a GEMM of at least
+ * GEMM_MIN_COLUMNS = 128 columns; fastcnn/kernels/cython/backend.py). One OpenMP thread
+ * handles a whole block in its own workspace slot work[t*slot ...] (cols, then buf; after
+ * the `shared` elements of the plan), calling BLAS on one
  * thread; a block's columns are still in cache when its GEMM reads them:
  *
  *   forward, per block:   cols = im2col(x[blk])                 (C*KH*KW, nb*P)

@@ -74,14 +74,14 @@ def test_conv_one_image_blocks_matches_reference(dtype, rng, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("max_runs", [1, 3, 8])
 def test_conv_multi_image_blocks_and_runs_match_reference(dtype, max_runs, rng, monkeypatch):
-    # 5x5 outputs: 11 images per block; N = 50 -> 5 blocks, the last one short; with
-    # max_runs 3 the runs hold 1 or 2 blocks (dw accumulates with beta = 1).
+    # 5x5 outputs: 6 images per block; N = 50 -> 9 blocks, the last one short; with
+    # max_runs 3 the runs hold 3 blocks (dw accumulates with beta = 1).
     monkeypatch.setattr(cython_backend, "MAX_RUNS", max_runs)
     x = rng.standard_normal((50, 3, 5, 5)).astype(dtype)
     w = rng.standard_normal((6, 3, 3, 3)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
     g = K._window_geometry("t", x.shape, 3, 3, 1, 1)
-    assert cython_backend.conv_chunk_images(g, 6, x.dtype.itemsize) == 11
+    assert cython_backend.conv_chunk_images(g, 6, x.dtype.itemsize) == 6
     for ref, got in zip(*_conv_both(x, w, b, 1, 1)):
         assert_close(got, ref, dtype=dtype)   # the central tolerance table
 

@@ -41,6 +41,15 @@ def _holds_full_cols(data, cols_shape) -> bool:
                and a.shape[0] == cols_shape[0] for a in items)
 
 
+def _algorithm(module, case: ConvCase) -> str:
+    """Which algorithm the backend runs for ``case``: the compiled one may run Winograd
+    F(2x2, 3x3) for forward and dx; then the im2col phases are what im2col would cost,
+    and "other" goes negative by what Winograd saves."""
+    if hasattr(module, "conv_algorithm"):
+        return module.conv_algorithm(case.geometry, case.f, case.groups)
+    return "im2col"
+
+
 def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
                    chunk_bytes: int | None = None) -> dict:
     """Phase times in ms of ``case``'s forward + backward on ``backend`` (see module doc).
@@ -96,13 +105,8 @@ def conv_breakdown(case: ConvCase, backend: str, threads: int, repeats: int = 5,
                                    inp["dout"].sum(axis=(0, 2, 3)))),
         }
     phases["other"] = total - sum(phases.values())
-    # which algorithm the backend ran (the compiled one may run Winograd F(2x2, 3x3) for
-    # forward and dx: then the im2col phases above are what im2col would cost, and
-    # "other" goes negative by what Winograd saves)
-    algorithm = (module.conv_algorithm(g, f, case.groups)
-                 if hasattr(module, "conv_algorithm") else "im2col")
     return {"case": case.name, "shape": case.shape_text, "backend": backend,
-            "algorithm": algorithm,
+            "algorithm": _algorithm(module, case),
             "threads": threads, "total_ms": total, "n_chunk": n_chunk,
             "im2col_count": im2col_count, "phases_ms": phases}
 
