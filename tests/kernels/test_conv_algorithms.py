@@ -126,3 +126,33 @@ def test_choice_of_algorithm(monkeypatch):
     with pytest.raises(ValueError, match="set_conv_algorithm: name must be one of"):
         cython_backend.set_conv_algorithm("fft")
     assert cython_backend.CONV_ALGORITHM == "im2col"
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "winograd"], indirect=True)
+@pytest.mark.parametrize("where", ["x", "w", "dout"])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_nan_and_inf_land_where_the_reference_puts_them(algorithm, where, bad, rng):
+    # Winograd would mix a 4x4 tile's values (some times 0: 0 * inf = NaN) and so spread one
+    # bad input to outputs that never read it; the backend runs im2col for such data.
+    x, wt, b, g, dout = _case(rng, np.float32, 2, 16, 16, 16, 16, 1)
+    assert cython_backend.conv_algorithm(g, 16) == "winograd"          # for finite data
+    array = {"x": x, "w": wt, "dout": dout}[where]
+    array[0, 3, min(5, array.shape[2] - 1), 2] = bad   # one value, inside a 4x4 tile
+    with np.errstate(invalid="ignore"):   # inf * 0 in the reference's matmul: expected
+        expected = _forward_backward("numpy", x, wt, b, 1, dout)
+    got = _forward_backward("cython", x, wt, b, 1, dout)
+    for name, e, a in zip(["out", "dx", "dw", "db"], expected, got):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e), err_msg=name)
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(e), err_msg=name)
+        finite = np.isfinite(e)   # the rest: float32 sums, as large as the largest value
+        scale = max(1.0, float(np.abs(e[finite]).max(initial=0)))
+        np.testing.assert_allclose(a[finite], e[finite], rtol=1e-4, atol=1e-4 * scale,
+                                   err_msg=name)
+
+
+def test_the_finiteness_check_picks_the_algorithm(rng):
+    x, wt, b, g, dout = _case(rng, np.float32, 1, 16, 16, 16, 16, 1)
+    assert cython_backend._all_finite(x, wt)
+    x[0, 3, 4, 5] = np.nan
+    assert not cython_backend._all_finite(x, wt)
+    assert cython_backend.conv_algorithm(g, 16, finite=False) == "im2col"

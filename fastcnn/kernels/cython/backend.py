@@ -41,7 +41,9 @@ are at least :data:`WINOGRAD_MIN_CHANNELS` (the GEMMs' inner dimension is C, or 
 and the output at least :data:`WINOGRAD_MIN_WIDTH` wide (its transforms run along a row of
 tiles: narrower rows leave the vector units idle, and measured slower than im2col);
 :func:`set_conv_algorithm` forces ``"im2col"`` (the simple version) or ``"winograd"``.
-Its blocks hold about :data:`WINOGRAD_MIN_TILES` 2x2 output tiles; same determinism.
+Its blocks hold about :data:`WINOGRAD_MIN_TILES` 2x2 output tiles; same determinism. Data
+or weights holding NaN or infinity always run im2col (one sum per array checks): Winograd
+would spread one bad value over its whole tile (0 * inf = NaN).
 
 A 1x1 kernel with stride 1 and no padding needs no im2col: ``x[n]`` seen as (C, H*W) IS the
 column matrix, so ``out[n] = W2 @ x[n]`` is one GEMM per image straight into NCHW.
@@ -53,6 +55,8 @@ backward recomputes x-hat, so do not modify ``x`` in place between forward and b
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -129,10 +133,16 @@ def winograd_applies(g: WindowGeometry, groups: int = 1) -> bool:
     return ((g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1) and groups == 1)
 
 
-def conv_algorithm(g: WindowGeometry, f: int, groups: int = 1) -> str:
+def conv_algorithm(g: WindowGeometry, f: int, groups: int = 1, finite: bool = True) -> str:
     """``"winograd"`` or ``"im2col"``: what :func:`conv2d_forward` / :func:`conv2d_backward`
-    run for this geometry under :data:`CONV_ALGORITHM` (depthwise and 1x1 paths aside)."""
-    if not winograd_applies(g, groups) or CONV_ALGORITHM == "im2col":
+    run for this geometry under :data:`CONV_ALGORITHM` (depthwise and 1x1 paths aside).
+
+    ``finite=False`` (the data or the weights hold NaN or infinity) always gives im2col:
+    Winograd's transforms multiply every value of a 4x4 tile, some by 0, and 0 * inf is
+    NaN, so one infinite input would turn outputs that never read it into NaN. im2col
+    reads exactly each output's window, so NaN and infinity land where the reference
+    puts them."""
+    if not finite or not winograd_applies(g, groups) or CONV_ALGORITHM == "im2col":
         return "im2col"
     if CONV_ALGORITHM == "winograd":
         return "winograd"
@@ -145,7 +155,8 @@ def _winograd_tiles(g: WindowGeometry) -> int:
     return max(((g.oh + 1) // 2) * ((g.ow + 1) // 2), ((g.h + 1) // 2) * ((g.w + 1) // 2))
 
 
-def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int, groups: int = 1) -> int:
+def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int, groups: int = 1,
+                      finite: bool = True) -> int:
     """Images per conv block ``nb``: ``ceil(GEMM_MIN_COLUMNS / (OH*OW))`` (so a GEMM has
     enough columns to run well), at most what fits :data:`BLOCK_BYTES` (``(C*KH*KW + F) *
     OH*OW`` elements per image), at least 1, at most N. 1 for the 1x1 path (x[n] is its own
@@ -157,22 +168,30 @@ def conv_chunk_images(g: WindowGeometry, f: int, itemsize: int, groups: int = 1)
     p = g.oh * g.ow
     per_image = (g.c * g.kh * g.kw + f) * p * itemsize
     want = -(-GEMM_MIN_COLUMNS // p)
-    if conv_algorithm(g, f, groups) == "winograd":   # its GEMMs' columns are tiles
+    if conv_algorithm(g, f, groups, finite) == "winograd":   # its GEMMs' columns are tiles
         tiles = _winograd_tiles(g)
         per_image = max(per_image, 16 * (g.c + f) * tiles * itemsize)
         want = -(-WINOGRAD_MIN_TILES // tiles)
     return int(max(1, min(max(g.n, 1), want, BLOCK_BYTES // per_image)))
 
 
-def _conv_plan(g: WindowGeometry, f: int, groups: int, dtype):
+def _all_finite(*arrays) -> bool:
+    """True when no array holds NaN or infinity. One sum per array (no temporary array,
+    about 1% of a convolution's time); a sum that overflows to infinity from huge finite
+    values says False too, which only costs the faster algorithm, never correctness."""
+    return all(math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
+
+
+def _conv_plan(g: WindowGeometry, f: int, groups: int, dtype, finite: bool = True):
     """``(nb, slot, nblocks, shared)``: images per block, workspace elements per thread
     slot, number of blocks, and elements before the slots (Winograd's transformed
-    filters, 16*F*C; 0 = im2col), for :func:`conv2d_forward` / :func:`conv2d_backward`."""
-    nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize, groups)
+    filters, 16*F*C; 0 = im2col), for :func:`conv2d_forward` / :func:`conv2d_backward`.
+    ``finite``: see :func:`conv_algorithm`."""
+    nb = conv_chunk_images(g, f, np.dtype(dtype).itemsize, groups, finite)
     p = g.oh * g.ow
     slot = 0 if is_pointwise(g) else (g.c * g.kh * g.kw + f) * nb * p
     shared = 0
-    if not is_pointwise(g) and conv_algorithm(g, f, groups) == "winograd":
+    if not is_pointwise(g) and conv_algorithm(g, f, groups, finite) == "winograd":
         slot = max(slot, 16 * (g.c + f) * nb * _winograd_tiles(g))
         shared = 16 * f * g.c
         _check_blas_dims("conv2d", tiles=nb * _winograd_tiles(g), workspace=slot)
@@ -221,7 +240,8 @@ def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
     if is_depthwise(g, groups):
         _kernels.depthwise_forward(x, w, b, out, g, nt)
         return out, (x, w, g, groups)
-    nb, slot, _, shared = _conv_plan(g, f, groups, x.dtype)
+    finite = not winograd_applies(g, groups) or _all_finite(x, w)
+    nb, slot, _, shared = _conv_plan(g, f, groups, x.dtype, finite)
     with _workspaces.borrow("conv_work", shared + nt * slot, x.dtype) as work, \
             single_threaded_blas():
         _kernels.conv2d_forward(x, w, b, out, work, slot, g, nb, groups, is_pointwise(g), nt,
@@ -248,7 +268,9 @@ def conv2d_backward(dout, cache, need_dx=True):
         dw64 = np.empty(w.shape, dtype=np.float64)
         _kernels.depthwise_backward(dout, x, w, dx, dw64, db, g, need_dx, nt)
         return (dx if need_dx else None), dw64.astype(dout.dtype), db.astype(dout.dtype)
-    nb, slot, nblocks, shared = _conv_plan(g, f, groups, x.dtype)
+    # Winograd computes only dx: it is the one that must see finite dout and weights
+    finite = not (need_dx and winograd_applies(g, groups)) or _all_finite(dout, w)
+    nb, slot, nblocks, shared = _conv_plan(g, f, groups, x.dtype, finite)
     runs = min(nblocks, MAX_RUNS)
     db_parts = np.empty((runs, f), dtype=np.float64)
     with _workspaces.borrow("conv_work", shared + nt * slot, x.dtype) as work, \
