@@ -240,7 +240,8 @@ def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
     if is_depthwise(g, groups):
         _kernels.depthwise_forward(x, w, b, out, g, nt)
         return out, (x, w, g, groups)
-    finite = not winograd_applies(g, groups) or _all_finite(x, w)
+    # the sums only where Winograd would run (auto skips it for small layers)
+    finite = conv_algorithm(g, f, groups) != "winograd" or _all_finite(x, w)
     nb, slot, _, shared = _conv_plan(g, f, groups, x.dtype, finite)
     with _workspaces.borrow("conv_work", shared + nt * slot, x.dtype) as work, \
             single_threaded_blas():
@@ -269,7 +270,8 @@ def conv2d_backward(dout, cache, need_dx=True):
         _kernels.depthwise_backward(dout, x, w, dx, dw64, db, g, need_dx, nt)
         return (dx if need_dx else None), dw64.astype(dout.dtype), db.astype(dout.dtype)
     # Winograd computes only dx: it is the one that must see finite dout and weights
-    finite = not (need_dx and winograd_applies(g, groups)) or _all_finite(dout, w)
+    finite = (not need_dx or conv_algorithm(g, f, groups) != "winograd"
+              or _all_finite(dout, w))
     nb, slot, nblocks, shared = _conv_plan(g, f, groups, x.dtype, finite)
     runs = min(nblocks, MAX_RUNS)
     db_parts = np.empty((runs, f), dtype=np.float64)
