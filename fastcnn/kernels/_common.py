@@ -44,9 +44,11 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from fastcnn.kernels import _dispatch
+from fastcnn.kernels.geometry import is_pointwise
 
 __all__ = [
-    "GRAIN", "threads_for", "conv_work", "WorkspacePool", "single_threaded_blas",
+    "GRAIN", "threads_for", "conv_work", "conv_chunk_images", "conv_dw_runs",
+    "CONV_GEMM_MIN_COLUMNS", "CONV_BLOCK_BYTES", "CONV_DW_RUNS", "WorkspacePool", "single_threaded_blas",
     "refresh_blas_libraries", "openmp_environment", "openmp_policy", "register_fork_release",
     "choose_numba_threading_layer", "LAUNCH_LOCK", "fit_scope",
 ]
@@ -76,6 +78,40 @@ def conv_work(g, f: int, groups: int = 1) -> int:
     geometry ``g``: multiply-adds / 16 (one multiply-add is far cheaper than touching an
     element)."""
     return g.n * f * g.oh * g.ow * (g.c // groups) * g.kh * g.kw // 16
+
+
+# ------------------------------------------------------------- conv image blocks
+
+#: Images are grouped into a conv block until its GEMMs have about this many columns:
+#: a per-image GEMM of a small feature map (e.g. 16 x 64 x 9) is mostly BLAS call overhead.
+CONV_GEMM_MIN_COLUMNS = 256
+#: Upper bound of one block's workspace (columns + GEMM output) per thread, in bytes.
+CONV_BLOCK_BYTES = 8 * 2**20
+#: Number of fixed runs of consecutive blocks whose ``dW`` partials are added in run order.
+CONV_DW_RUNS = 8
+
+
+def conv_chunk_images(g, f: int, itemsize: int) -> int:
+    """Images per conv block ``nb``: ``ceil(CONV_GEMM_MIN_COLUMNS / (OH*OW))``, at most
+    what fits :data:`CONV_BLOCK_BYTES` (``(C*KH*KW + F) * OH*OW`` elements per image), at
+    least 1, at most N; 1 for a pointwise conv (``x[n]`` is its own column matrix).
+    From the geometry only, never the thread count, so results do not depend on it.
+    (The compiled backend applies the same rule, ``cython.backend.conv_chunk_images``.)"""
+    if is_pointwise(g):
+        return 1
+    p = g.oh * g.ow
+    per_image = (g.c * g.kh * g.kw + f) * p * itemsize
+    want = -(-CONV_GEMM_MIN_COLUMNS // p)                   # ceil division
+    return int(max(1, min(max(g.n, 1), want, CONV_BLOCK_BYTES // per_image)))
+
+
+def conv_dw_runs(nblocks: int) -> list[tuple[int, int]]:
+    """The fixed partition of ``nblocks`` conv blocks into ``min(nblocks, CONV_DW_RUNS)``
+    runs of consecutive blocks, as ``[(first, stop), ...]``: run r is blocks
+    ``[r*nblocks // R, (r+1)*nblocks // R)``. Each run's ``dW`` partial is summed in
+    block order, then the partials in run order: one order for any thread count."""
+    runs = max(1, min(nblocks, CONV_DW_RUNS))
+    return [(r * nblocks // runs, (r + 1) * nblocks // runs) for r in range(runs)]
 
 
 # ------------------------------------------------------------------------ workspaces

@@ -81,8 +81,10 @@ def backend_module(name: str):
         module = importlib.import_module(BACKENDS[name])
     except ImportError as err:
         _import_errors[name] = err
+        _registry_changed()
         raise BackendUnavailableError(_unavailable_message(name, err)) from err
     _modules[name] = module
+    _registry_changed()
     return module
 
 
@@ -95,7 +97,9 @@ def is_available(name: str) -> bool:
     asking does not import Numba when Numba is absent."""
     _check_name(name)
     if name == "numba" and importlib.util.find_spec("numba") is None:
-        _import_errors.setdefault(name, ImportError("No module named 'numba'"))
+        if name not in _import_errors:
+            _import_errors[name] = ImportError("No module named 'numba'")
+            _registry_changed()
         return False
     try:
         backend_module(name)
@@ -109,21 +113,35 @@ def available_backends() -> list[str]:
     return [name for name in BACKENDS if is_available(name)]
 
 
-_default_memo: tuple | None = None   # (what the answer depends on, backend name)
+# The default backend depends on FASTCNN_BACKEND and on the registry (BACKENDS, what
+# imported, what failed). It is asked on every kernel call, so it is remembered as
+# (env value, registry version, name): a call then costs one environment read and two
+# comparisons. Every change of the registry bumps the version (under a lock, so no bump
+# is lost), and the version is read BEFORE the answer is computed, so an answer computed
+# while the registry changes is stored under the old version and never reused.
+_default_memo: tuple | None = None
+_registry_version = 0
+_registry_lock = threading.Lock()
+
+
+def _registry_changed() -> None:
+    """Forget the remembered default backend (the registry changed)."""
+    global _registry_version
+    with _registry_lock:
+        _registry_version += 1
 
 
 def _default_backend() -> str:
-    """The backend when none was chosen in code. Asked on every kernel call, so the
-    answer is remembered as long as what it depends on is unchanged: the value of
-    ``FASTCNN_BACKEND`` and the registry (its modules, what imported, what failed)."""
+    """The backend when none was chosen in code: ``FASTCNN_BACKEND``, else the fastest
+    that imports; remembered while the env value and the registry are unchanged."""
     global _default_memo
-    env = os.environ.get("FASTCNN_BACKEND", "").strip()
-    key = (env, tuple(BACKENDS.values()), len(_modules), len(_import_errors))
-    memo = _default_memo
-    if memo is not None and memo[0] == key:
-        return memo[1]
-    name = _find_default_backend(env)
-    _default_memo = (key, name)
+    env = os.environ.get("FASTCNN_BACKEND", "")
+    memo = _default_memo                 # one read: another thread may replace it
+    if memo is not None and memo[0] == env and memo[1] == _registry_version:
+        return memo[2]
+    version = _registry_version
+    name = _find_default_backend(env.strip())
+    _default_memo = (env, version, name)
     return name
 
 
@@ -256,6 +274,7 @@ def isolated_backend_state(backends: dict | None = None):
         BACKENDS[name] = module_path
         _modules.pop(name, None)
         _import_errors.pop(name, None)
+    _registry_changed()
     try:
         yield
     finally:
@@ -263,6 +282,7 @@ def isolated_backend_state(backends: dict | None = None):
             live.clear()
             live.update(old)
         _chosen, _num_threads = saved[3], saved[4]
+        _registry_changed()
 
 
 def unavailable_reason(name: str) -> str | None:

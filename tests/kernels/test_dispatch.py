@@ -113,6 +113,24 @@ def test_env_var_selects_backend(fresh_registry, monkeypatch):
     assert fastcnn.get_backend() == fastcnn.available_backends()[0]
 
 
+def test_remembered_default_follows_the_env_var_and_the_registry(fresh_registry, monkeypatch):
+    # The default is remembered between kernel calls; nothing but the env value and the
+    # registry is changed here, and each change shows at the very next call.
+    fastcnn.set_backend(None)
+    fastest = fastcnn.get_backend()
+    assert fastcnn.get_backend() == fastest            # the remembered answer
+    monkeypatch.setenv("FASTCNN_BACKEND", "numpy")
+    assert fastcnn.get_backend() == "numpy"
+    monkeypatch.setenv("FASTCNN_BACKEND", " numpy ")   # spaces are ignored
+    assert fastcnn.get_backend() == "numpy"
+    monkeypatch.delenv("FASTCNN_BACKEND")
+    assert fastcnn.get_backend() == fastest
+    with _backend.isolated_backend_state({name: f"fastcnn.kernels._missing_{name}"
+                                          for name in ("cython", "numba")}):
+        assert fastcnn.get_backend() == "numpy"
+    assert fastcnn.get_backend() == fastest
+
+
 def test_env_var_with_unknown_name_is_an_error(fresh_registry, monkeypatch):
     monkeypatch.setenv("FASTCNN_BACKEND", "fortran")
     fastcnn.set_backend(None)

@@ -7,17 +7,24 @@ calls.
 
 How it is fast:
 
-- Convolution is im2col + GEMM, one image per thread, never a whole-batch column
-  matrix: each Numba thread unfolds its image into its own column buffer
-  ``(C*KH*KW, OH*OW)`` (reused across images and calls: fresh temporaries cost page
-  faults), multiplies with one BLAS GEMM (``np.dot`` inside the jitted loop) straight
-  into ``out[n]``, and adds the bias while ``out[n]`` is in cache. Column memory is
-  one image per thread, whatever N (a larger image than :data:`COLUMN_TILE_BYTES` is
-  unfolded in bands of output rows). BLAS is limited to one
-  thread meanwhile: the parallelism is ours, over images. A 1x1, stride-1, unpadded
-  convolution is already a product, ``w2 @ x[n]``, and needs no im2col.
-- Backward, per image: ``dx[n] = col2im(w2.T @ dout[n])`` and ``dout[n] @ cols_n.T``,
-  this image's share of ``dw``, stored in its own slot; the slots of a chunk of images
+- Convolution is im2col + GEMM over blocks of ``nb`` consecutive images, never a
+  whole-batch column matrix. ``nb`` (:func:`conv_chunk_images`, the compiled backend's
+  rule) groups enough images of a small feature map for a GEMM of ~256 columns: on
+  8x8 maps one GEMM of 4 images instead of 4 GEMMs dominated by BLAS call overhead.
+  Each Numba thread unfolds its block into its own column buffer ``(C*KH*KW,
+  nb*OH*OW)`` (reused across blocks and calls: fresh temporaries cost page faults),
+  multiplies with one BLAS GEMM (``np.dot`` inside the jitted loop), and adds the bias
+  while the result is in cache. Column memory is one block per thread, whatever N.
+  BLAS is limited to one thread meanwhile: the parallelism is ours, over blocks.
+- Large feature maps (``nb == 1``) run one image per thread, the GEMM writing straight
+  into ``out[n]`` (an image larger than :data:`COLUMN_TILE_BYTES` is unfolded in bands
+  of output rows). A 1x1, stride-1, unpadded convolution is already a product,
+  ``w2 @ x[n]``, and needs no im2col.
+- Backward, per block: ``dx[blk] = col2im(w2.T @ dout[blk])`` and ``dout[blk] @
+  cols_blk.T``, the block's share of ``dw``. The blocks are cut into fixed runs of
+  consecutive blocks (``_common.conv_dw_runs``), one thread per run summing its blocks
+  in order in float64; the run partials are then added in run order. With ``nb == 1``
+  each image's share goes to its own slot and the slots of a chunk of images
   (:data:`DW_PARTS_BUDGET_BYTES`) are added in image order, in float64.
 - Pooling and batch norm are single jitted passes, one thread per plane / channel.
 
@@ -38,7 +45,8 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 
 from fastcnn.kernels import _common
-from fastcnn.kernels._common import conv_work, single_threaded_blas, threads_for
+from fastcnn.kernels._common import (conv_chunk_images, conv_work, single_threaded_blas,
+                                     threads_for)
 from fastcnn.kernels.geometry import WindowGeometry, is_depthwise, is_pointwise, is_pool2x2
 from fastcnn.kernels.numba import conv as _conv
 from fastcnn.kernels.numba import depthwise as _depthwise
@@ -56,7 +64,7 @@ __all__ = [
     "im2col", "col2im", "conv2d_forward", "conv2d_backward",
     "maxpool2d_forward", "maxpool2d_backward", "maxpool_argmax",
     "avgpool2d_forward", "avgpool2d_backward", "batchnorm_forward", "batchnorm_backward",
-    "backend_info", "DW_PARTS_BUDGET_BYTES", "COLUMN_TILE_BYTES",
+    "backend_info", "conv_chunk_images", "DW_PARTS_BUDGET_BYTES", "COLUMN_TILE_BYTES",
 ]
 
 #: Memory for the convolution backward's per-image ``dw`` products, kept for a chunk of
@@ -174,6 +182,13 @@ def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
         with _threads(conv_work(g, f, groups)):
             _depthwise.forward_kernel(x, w, b, out, *_window_args(g))
         return out, (x, w, g, groups)
+    nb = conv_chunk_images(g, f, x.itemsize)
+    if nb > 1:                      # small feature maps: a GEMM per block of nb images
+        with _threads(conv_work(g, f, groups)), single_threaded_blas():
+            work = _per_thread("cols", (k + f) * nb * g.oh * g.ow, x.dtype)
+            _conv.conv_forward_blocks_kernel(x, w.reshape(f, kg), b, out.reshape(g.n, f, -1),
+                                             work, nb, groups, *_window_args(g))
+        return out, (x, w, g, groups)
     pointwise = is_pointwise(g)
     rows = _tile_rows(g, x.itemsize)
     tiled = rows < g.oh and not pointwise
@@ -208,6 +223,10 @@ def conv2d_backward(dout, cache, need_dx=True):
             _conv.channel_sum_kernel(dout3, db64)
             _depthwise.backward_kernel(dout, x, w, dx, dw64, need_dx, *_window_args(g))
         return (dx if need_dx else None), dw64.astype(dtype), db64.astype(dtype)
+    nb = conv_chunk_images(g, f, dtype.itemsize)
+    if nb > 1:
+        dw64 = _backward_blocks(x, w, dout3, dx, db64, g, nb, groups, need_dx)
+        return (dx if need_dx else None), dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
     dw64 = np.zeros((f, kg), dtype=np.float64)
     nb = min(g.n, _chunk(f * kg, dtype.itemsize))
     parts = _buffer("dw_parts", nb * f * kg, dtype).reshape(nb, f, kg)
@@ -226,6 +245,24 @@ def conv2d_backward(dout, cache, need_dx=True):
                                        *_window_args(g))
             _conv.accumulate_kernel(dw64, parts[:m])
     return (dx if need_dx else None), dw64.astype(dtype).reshape(w.shape), db64.astype(dtype)
+
+
+def _backward_blocks(x, w, dout3, dx, db64, g: WindowGeometry, nb: int, groups: int,
+                     need_dx: bool) -> np.ndarray:
+    """The backward of :func:`conv2d_backward` in blocks of ``nb`` images: fills ``db64``
+    and ``dx`` (if ``need_dx``) and returns ``dw`` (float64, (F, C/G*KH*KW)) as the sum,
+    in run order, of the partials of the fixed runs of ``_common.conv_dw_runs``."""
+    f, k, kg = w.shape[0], g.c * g.kh * g.kw, w[0].size
+    run_bounds = np.array(_common.conv_dw_runs(-(-g.n // nb)), dtype=np.int64)
+    dw_runs = np.empty((len(run_bounds), f, kg), dtype=np.float64)
+    dw64 = np.zeros((f, kg), dtype=np.float64)
+    with _threads(conv_work(g, f, groups)), single_threaded_blas():
+        _conv.channel_sum_kernel(dout3, db64)
+        work = _per_thread("cols", (k + f) * nb * g.oh * g.ow + f * kg, dout3.dtype)
+        _conv.conv_backward_blocks_kernel(x, w.reshape(f, kg), dout3, dx, dw_runs, run_bounds,
+                                          work, nb, groups, need_dx, *_window_args(g))
+        _conv.accumulate_kernel(dw64, dw_runs)
+    return dw64
 
 
 # -------------------------------------------------------------------------- maxpool

@@ -5,10 +5,14 @@ independent loop (images, or (image, channel) planes), so no two iterations writ
 same element and every sum is taken in a fixed order: results do not depend on the
 number of threads.
 
-The convolution runs one image per thread: unfold the image into this thread's
-column buffer ``(C*KH*KW, OH*OW)``, then one GEMM (``np.dot``, i.e. BLAS) with the
-weights, with the bias added (forward) or col2im (backward) while the data is still
-in cache. The column memory is one image per thread, whatever the batch size.
+The convolution runs one block of images per thread: unfold the block into this
+thread's column buffer ``(C*KH*KW, nb*OH*OW)``, then one GEMM (``np.dot``, i.e. BLAS)
+with the weights, with the bias added (forward) or col2im (backward) while the data is
+still in cache. Small feature maps group ``nb > 1`` consecutive images per block (see
+``_common.conv_chunk_images``) so that a GEMM has enough columns to outweigh the BLAS
+call; large ones run one image per thread (``nb == 1``, the per-image kernels, which
+can also unfold a band of output rows at a time). The column memory is one block per
+thread, whatever the batch size.
 
 Column index, for window offset ``(i, j)`` of channel ``c`` and output ``(r, q)``::
 
@@ -244,6 +248,99 @@ def conv_backward_kernel(x, w2, dout3, dx, parts, cols, dbuf, pbuf, n0, nb, rows
             for c in range(C):
                 _col2im_plane(flat, c * kh * kw * tp, tp, r0, r1, dx[n, c],
                               kh, kw, sh, sw, pt, pl, ow, dh, dw)
+
+
+@njit(**_JIT)
+def _unfold_block(x, n0, m, flat, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
+    """Columns of the ``m`` images ``[n0, n0+m)`` side by side: ``flat[:K*m*P]`` as
+    (K, m*P), image i in columns ``[i*P, (i+1)*P)`` (the public im2col layout of the
+    block)."""
+    C = x.shape[1]
+    P = oh * ow
+    cp = m * P
+    for i in range(m):
+        for c in range(C):
+            _im2col_plane(x[n0 + i, c], flat, c * kh * kw * cp + i * P, cp, 0, oh,
+                          kh, kw, sh, sw, pt, pl, ow, dh, dw)
+    return flat[:kh * kw * C * cp].reshape((kh * kw * C, cp))
+
+
+@njit(parallel=True, **_JIT)
+def conv_forward_blocks_kernel(x, w2, b, out3, work, nb, groups,
+                               kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
+    """Per block of ``nb`` consecutive images (one thread each; the last block may be
+    shorter): ``res = w2 @ cols_blk`` with ``cols_blk`` (K, m*P) (one GEMM of m*P columns
+    instead of m GEMMs of P), then ``out3[n0 + i, f] = res[f, i*P:(i+1)*P] + b[f]``.
+
+    ``work[t]`` is thread t's workspace: ``K*nb*P`` column elements, then ``F*nb*P``
+    for ``res``."""
+    N, C = x.shape[0], x.shape[1]
+    F, P = w2.shape[0], out3.shape[2]
+    K = C * kh * kw
+    for blk in prange((N + nb - 1) // nb):
+        n0 = blk * nb
+        m = min(nb, N - n0)
+        flat = work[get_thread_id()]
+        cv = _unfold_block(x, n0, m, flat, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw)
+        res = flat[K * nb * P:K * nb * P + F * m * P].reshape((F, m * P))
+        _dot_groups(w2, cv, res, groups)
+        for i in range(m):                              # back to NCHW, bias added
+            for f in range(F):
+                bf = b[f]
+                dst = out3[n0 + i, f]
+                src = res[f]
+                for p in range(P):
+                    dst[p] = src[i * P + p] + bf
+
+
+@njit(**_JIT)
+def _backward_block(x, w2, dout3, dx, acc, flat, n0, m, nb, groups, need_dx,
+                    kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
+    """One block of images ``[n0, n0+m)``: ``acc += dout_blk @ cols_blk.T`` (float64),
+    and ``dx[n] = col2im(w2.T @ dout_blk)`` for its images. ``flat`` holds the columns
+    (K*nb*P), then ``dout_blk`` gathered to (F, m*P), then the (F, K/G) product."""
+    C = x.shape[1]
+    F, P = w2.shape[0], dout3.shape[2]
+    K = C * kh * kw
+    cp = m * P
+    cv = _unfold_block(x, n0, m, flat, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw)
+    d = flat[K * nb * P:K * nb * P + F * cp].reshape((F, cp))
+    for i in range(m):                                  # dout[n0:n0+m] (m, F, P) -> (F, m*P)
+        for f in range(F):
+            d[f, i * P:(i + 1) * P] = dout3[n0 + i, f]
+    start = (K + F) * nb * P
+    prod = flat[start:start + acc.size].reshape(acc.shape)
+    _dot_groups_dw(d, cv, prod, groups)
+    for f in range(acc.shape[0]):
+        for k in range(acc.shape[1]):
+            acc[f, k] += prod[f, k]
+    if not need_dx:
+        return
+    _dot_groups_dcols(w2, d, cv, groups)                # dcols, overwriting the columns
+    for i in range(m):
+        n = n0 + i
+        dx[n] = 0
+        for c in range(C):
+            _col2im_plane(flat, c * kh * kw * cp + i * P, cp, 0, oh, dx[n, c],
+                          kh, kw, sh, sw, pt, pl, ow, dh, dw)
+
+
+@njit(parallel=True, **_JIT)
+def conv_backward_blocks_kernel(x, w2, dout3, dx, dw_runs, run_bounds, work, nb, groups,
+                                need_dx, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw):
+    """Per run r of consecutive blocks (one thread each; ``run_bounds[r]`` = first and
+    stop block): ``dw_runs[r] = sum over its blocks, in block order, of dout_blk @
+    cols_blk.T`` (float64), and ``dx`` of its images. The caller adds the runs in run
+    order, so ``dw`` does not depend on the thread count."""
+    N = x.shape[0]
+    for r in prange(run_bounds.shape[0]):
+        flat = work[get_thread_id()]
+        acc = dw_runs[r]
+        acc[:] = 0.0
+        for blk in range(run_bounds[r, 0], run_bounds[r, 1]):
+            n0 = blk * nb
+            _backward_block(x, w2, dout3, dx, acc, flat, n0, min(nb, N - n0), nb, groups,
+                            need_dx, kh, kw, sh, sw, pt, pl, oh, ow, dh, dw)
 
 
 @njit(parallel=True, **_JIT)
