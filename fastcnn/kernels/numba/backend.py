@@ -172,8 +172,9 @@ def _per_thread(key: str, elements: int, dtype) -> np.ndarray:
 
 def conv2d_forward(x, w, b, g: WindowGeometry, groups: int = 1):
     """``out[n] = w2 @ cols_n + b`` (one product per group) with ``w2 = w.reshape(F,
-    C/G*KH*KW)`` and ``cols_n`` the ``(C*KH*KW, OH*OW)`` columns of image n, one image per
-    thread; depthwise (``groups == C``) by direct loops. Cache: ``(x, w, g, groups)``."""
+    C/G*KH*KW)`` and ``cols_n`` the ``(C*KH*KW, OH*OW)`` columns of image n, computed for
+    a block of ``nb`` images per GEMM (:func:`conv_chunk_images`), one block per thread;
+    depthwise (``groups == C``) by direct loops. Cache: ``(x, w, g, groups)``."""
     f, k, kg = w.shape[0], g.c * g.kh * g.kw, w[0].size
     out = np.empty((g.n, f, g.oh, g.ow), dtype=x.dtype)
     if g.n == 0:
@@ -204,9 +205,11 @@ def conv2d_backward(dout, cache, need_dx=True):
     """``db = sum(dout)``, ``dw = sum_n dout[n] @ cols_n.T``, ``dx[n] = col2im(w2.T @ dout[n])``
     (per group; skipped, and dx None, when ``need_dx`` is False).
 
-    ``dw`` is deterministic: each image's product goes to its own slot of a chunk of
-    ``nb`` images (``nb`` fixed by :data:`DW_PARTS_BUDGET_BYTES` and the shapes, never
-    by the thread count), and the slots are added in image order, in float64."""
+    ``dw`` is deterministic: with blocks of several images (small feature maps) it is
+    summed over fixed runs of blocks (:func:`_backward_blocks`); with one image per
+    block each image's product goes to its own slot of a chunk of images (fixed by
+    :data:`DW_PARTS_BUDGET_BYTES` and the shapes, never by the thread count), and the
+    slots are added in image order, in float64."""
     x, w, g, groups = cache
     f, k, kg = w.shape[0], g.c * g.kh * g.kw, w[0].size
     dtype = dout.dtype
