@@ -28,9 +28,9 @@ def _conv_all(backend, threads, x, w, b, stride, padding, dilation=1, groups=1, 
 
 # (x shape, w shape, stride, padding, dilation, groups, images per block)
 CASES = [
-    ((50, 3, 5, 5), (6, 3, 3, 3), 1, 1, 1, 1, 11),          # 5 blocks, the last of 6
-    ((13, 4, 8, 8), (6, 2, 3, 3), 1, 1, 2, 2, 8),           # grouped, dilated: 8 + 5
-    ((23, 3, 9, 8), (4, 3, 3, 2), (2, 1), ((1, 0), (0, 1)), 1, 1, 8),   # strided, uneven pad
+    ((50, 3, 5, 5), (6, 3, 3, 3), 1, 1, 1, 1, 6),           # 9 blocks, the last of 2
+    ((13, 4, 8, 8), (6, 2, 3, 3), 1, 1, 2, 2, 4),           # grouped, dilated: 4+4+4+1
+    ((23, 3, 9, 8), (4, 3, 3, 2), (2, 1), ((1, 0), (0, 1)), 1, 1, 4),   # strided, uneven pad
 ]
 
 
@@ -57,7 +57,8 @@ def test_blocked_conv_matches_reference_and_is_thread_independent(case, dtype, r
 
 @pytest.mark.parametrize("runs", [1, 3, 8])
 def test_dw_runs_partition_changes_nothing_but_the_order(runs, rng, monkeypatch):
-    # 5 blocks cut into 1, 3 (1-2 blocks each) or 5 runs; without dx only dw and db.
+    # 9 blocks cut into 1, 3 (3 blocks each) or 8 runs (1-2 blocks each); without dx only
+    # dw and db.
     monkeypatch.setattr(_common, "CONV_DW_RUNS", runs)
     x = rng.standard_normal((50, 3, 5, 5))
     w = rng.standard_normal((6, 3, 3, 3))
@@ -77,11 +78,11 @@ def test_dw_runs_partition_is_fixed_and_covers_every_block(monkeypatch):
 
 
 def test_large_feature_maps_and_pointwise_keep_one_image_per_block(rng):
-    big = K._window_geometry("t", (8, 3, 16, 16), 3, 3, 1, 1)      # 256 columns already
+    big = K._window_geometry("t", (8, 3, 12, 12), 3, 3, 1, 1)      # 144 columns already
     assert _common.conv_chunk_images(big, 4, 4) == 1
     pointwise = K._window_geometry("t", (8, 3, 4, 4), 1, 1, 1, 0)
     assert _common.conv_chunk_images(pointwise, 4, 4) == 1
-    small = K._window_geometry("t", (8, 3, 4, 4), 3, 3, 1, 1)      # 16 columns: all 8
+    small = K._window_geometry("t", (9, 3, 4, 4), 3, 3, 1, 1)      # 16 columns: 8 of 9
     assert _common.conv_chunk_images(small, 4, 4) == 8
 
 

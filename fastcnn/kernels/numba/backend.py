@@ -9,8 +9,8 @@ How it is fast:
 
 - Convolution is im2col + GEMM over blocks of ``nb`` consecutive images, never a
   whole-batch column matrix. ``nb`` (:func:`conv_chunk_images`, the compiled backend's
-  rule) groups enough images of a small feature map for a GEMM of ~256 columns: on
-  8x8 maps one GEMM of 4 images instead of 4 GEMMs dominated by BLAS call overhead.
+  rule) groups enough images of a small feature map for a GEMM of >= 128 columns: on
+  8x8 maps one GEMM of 2 images instead of 2 GEMMs dominated by BLAS call overhead.
   Each Numba thread unfolds its block into its own column buffer ``(C*KH*KW,
   nb*OH*OW)`` (reused across blocks and calls: fresh temporaries cost page faults),
   multiplies with one BLAS GEMM (``np.dot`` inside the jitted loop), and adds the bias
